@@ -1,0 +1,34 @@
+# Quick start: `make report` then `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: install report test verify bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, spelled exactly so: this version is a CPU build on disk;
+	# any other spelling downloads gigabytes of CUDA.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/genverify report
+
+verify: $(STAMP)
+	$(BIN)/genverify verify
+
+test: $(STAMP)
+	CI=$${CI:-1} $(BIN)/python -m pytest -n $(JOBS) --hypothesis-profile=ci -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) report/build .pytest_cache .hypothesis

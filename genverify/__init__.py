@@ -1,0 +1,18 @@
+"""genverify: symbolic-plus-numeric verification of the mathematics of generative models.
+
+The registry of results (:mod:`genverify.registry`) is the spine: each result
+has a SymPy derivation (:mod:`genverify.derivations`), a float64 function
+(:mod:`genverify.numerics`), optionally a torch counterpart
+(:mod:`genverify.models`), and the checks that tie them.
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy: `genverify.check(...)` is provided by the claim checker when present.
+    if name == "check":
+        from genverify.claimcheck import check
+
+        return check
+    raise AttributeError(f"module 'genverify' has no attribute {name!r}")

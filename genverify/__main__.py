@@ -1,0 +1,5 @@
+import sys
+
+from genverify.cli import main
+
+sys.exit(main())

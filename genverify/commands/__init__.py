@@ -1,0 +1,1 @@
+"""One module per ``genverify`` subcommand; see :mod:`genverify.cli`."""

@@ -1,0 +1,27 @@
+"""PyTorch counterparts and generative models (imported lazily: torch is heavy).
+
+``from genverify.models import LeakyReLUTransform`` works; each name is
+imported from its module on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: name -> module (relative to this package) that defines it. Later issues
+#: append their models here (one line each).
+_EXPORTS = {
+    "LeakyReLUTransform": "transforms",
+    "kl_gaussian_torch": "functional",
+    "kl_vae_torch": "functional",
+    "lognormal_log_prob_torch": "functional",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

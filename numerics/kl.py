@@ -50,9 +50,11 @@ def kl_gaussian(mu1, sigma1, mu2, sigma2) -> np.ndarray:
     sigma1, sigma2 = positive("sigma1", sigma1), positive("sigma2", sigma2)
     r = sigma1 / sigma2
     t = r * r - 1.0
-    # t - log(1 + t) >= 0, computed without cancellation for small t.
-    with np.errstate(over="ignore"):
-        core = np.where(np.abs(t) < 1e-3, t * t / 2 - t**3 / 3 + t**4 / 4, t - np.log1p(t))
+    # r^2 - 1 - log r^2 >= 0: by its series for r near 1 (no cancellation),
+    # with log r taken directly elsewhere (r^2 - 1 rounds to -1 for tiny r).
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        series = t * t / 2 - t**3 / 3 + t**4 / 4 - t**5 / 5
+        core = np.where(np.abs(t) < 1e-3, series, t - 2.0 * np.log(r))
         return 0.5 * (core + ((mu1 - mu2) / sigma2) ** 2)
 
 

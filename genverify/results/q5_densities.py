@@ -27,7 +27,7 @@ KS_ALPHA = 1e-4
 @check("scipy.stats.cauchy.pdf", "cross-library")
 def _cauchy_scipy(result, rng):
     y = np.concatenate([rng.standard_cauchy(2000), [0.0, -0.0, 1e-300, 1e300, -1e300]])
-    err = relative_error(cauchy_reciprocal_pdf(y), stats.cauchy.pdf(y))
+    err = relative_error(result.numeric(y), stats.cauchy.pdf(y))
     return Outcome(bool(err.max() <= 1e-14), f"max rel err {err.max():.1e}")
 
 
@@ -35,7 +35,7 @@ def _cauchy_scipy(result, rng):
 def _cauchy_ks(result, rng):
     x = rng.standard_cauchy(100_000)
     y = 1.0 / x
-    cdf = lambda t: np.array([integrate.quad(cauchy_reciprocal_pdf, -np.inf, ti)[0] for ti in np.atleast_1d(t)])  # noqa: E731
+    cdf = lambda t: np.array([integrate.quad(result.numeric, -np.inf, ti)[0] for ti in np.atleast_1d(t)])  # noqa: E731
     # The cdf of the checked density, by quadrature on a grid, then interpolated.
     grid = np.linspace(-50, 50, 2001)
     grid_cdf = cdf(grid)
@@ -64,7 +64,7 @@ register(Result(
 @check("scipy.stats.lognorm(s=sigma, scale=exp(mu))", "cross-library")
 def _lognormal_scipy(result, rng):
     vals = result.sample_params(rng, 3000)
-    got = lognormal_pdf(**vals)
+    got = result.numeric(**vals)
     want = stats.lognorm.pdf(vals["z"], s=vals["sigma"], scale=np.exp(vals["mu"]))
     err = relative_error(got, want)
     mask = want > 1e-250  # scipy underflows earlier in the far tail
@@ -77,7 +77,7 @@ def _lognormal_integral(result, rng):
     for _ in range(20):
         mu, sigma = rng.uniform(-2, 2), np.exp(rng.uniform(np.log(0.1), np.log(3)))
         # Integrate in u = log z where the mass is, then map back: exact same integrand.
-        total, _ = integrate.quad(lambda u: lognormal_pdf(np.exp(u), mu, sigma) * np.exp(u),
+        total, _ = integrate.quad(lambda u: result.numeric(np.exp(u), mu, sigma) * np.exp(u),
                                   mu - 40 * sigma, mu + 40 * sigma, limit=200)
         worst = max(worst, abs(total - 1.0))
     return Outcome(worst <= 1e-8, f"max |∫f - 1| = {worst:.1e} (20 (mu, sigma))")
@@ -94,7 +94,7 @@ def _lognormal_mc(result, rng):
         a, b = float(a) * 0.9, float(b) * 1.1
         p_hat = np.mean((zs > a) & (zs < b))
         se = np.sqrt(p_hat * (1 - p_hat) / n)
-        truth, _ = integrate.quad(lambda t: lognormal_pdf(t, mu, sigma), a, b)
+        truth, _ = integrate.quad(lambda t: result.numeric(t, mu, sigma), a, b)
         out = mc_outcome(p_hat, se, truth)
         if worst is None or out.data["z"] > worst.data["z"]:
             worst = out
@@ -148,7 +148,7 @@ def _square_mc_cdf(result, rng):
     zs = np.concatenate([np.linspace(0.02, 1.5, 56), [1 - 1e-6, 1 + 1e-6, np.sqrt(2) - 1e-6, 1.41]])
     p_hat = (dist[None, :] <= zs[:, None]).mean(axis=1)
     se = np.sqrt(np.maximum(p_hat * (1 - p_hat), 1.0 / n) / n)
-    zscore = np.abs(p_hat - square_distance_cdf(zs)) / se
+    zscore = np.abs(p_hat - result.numeric(zs)) / se
     # 60 comparisons at 5 SE: family-wise false-alarm rate <= 60 * 5.7e-7 ≈ 3.4e-5.
     return Outcome(bool(zscore.max() <= MC_SIGMAS), f"max |z| = {zscore.max():.2f} SE over 60 points (n={n})")
 
@@ -179,7 +179,7 @@ register(Result(
 
 @check("integrates to 1", "quadrature")
 def _square_pdf_integral(result, rng):
-    total, _ = integrate.quad(square_distance_pdf, 0.0, np.sqrt(2), points=[1.0], epsabs=1e-13, epsrel=1e-13)
+    total, _ = integrate.quad(result.numeric, 0.0, np.sqrt(2), points=[1.0], epsabs=1e-13, epsrel=1e-13)
     return Outcome(abs(total - 1) <= 1e-10, f"∫f = {total:.13f}")
 
 
@@ -188,7 +188,7 @@ def _square_pdf_is_derivative(result, rng):
     zs = np.concatenate([rng.uniform(0.01, 0.99, 200), rng.uniform(1.01, 1.40, 200)])
     h = 1e-6
     fd = (square_distance_cdf(zs + h) - square_distance_cdf(zs - h)) / (2 * h)
-    err = np.max(np.abs(fd - square_distance_pdf(zs)))
+    err = np.max(np.abs(fd - result.numeric(zs)))
     return Outcome(bool(err <= 1e-7), f"max |FD - pdf| = {err:.1e}")
 
 
@@ -198,7 +198,7 @@ def _square_mc_pdf(result, rng):
     dist = np.sqrt(((_square_points(rng, n) - 1.0) ** 2).sum(axis=1))
     edges = np.linspace(0, np.sqrt(2), 41)
     counts, _ = np.histogram(dist, edges)
-    probs = np.array([integrate.quad(square_distance_pdf, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])])
+    probs = np.array([integrate.quad(result.numeric, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])])
     se = np.sqrt(np.maximum(probs * (1 - probs), 1.0 / n) / n)
     z = np.abs(counts / n - probs) / se
     # 40 bins at 5 SE: family-wise false-alarm rate <= 40 * 5.7e-7.

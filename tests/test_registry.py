@@ -1,0 +1,90 @@
+"""The registry itself: every result is complete, derives rather than transcribes,
+and every check passes (the same checks `genverify verify` runs)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from genverify import registry
+from genverify.checks import high_precision_equal
+from genverify.verification import run_check
+
+FOUNDATION_IDS = [
+    "kl-uniform-forward", "kl-uniform-reverse", "kl-uniform", "kl-gaussian", "kl-vae",
+    "cauchy-reciprocal-pdf", "lognormal-pdf", "square-distance-cdf", "square-distance-pdf",
+    "leaky-relu-inverse", "leaky-relu-log-abs-det", "leaky-relu-inverse-abs-det",
+]
+
+ALL = registry.all_results()
+CHECKS = [(r.id, c.name) for r in ALL for c in r.checks]
+
+
+def test_foundation_ids_are_registered():
+    assert set(FOUNDATION_IDS) <= set(registry.ids())
+
+
+@pytest.mark.parametrize("result", ALL, ids=lambda r: r.id)
+def test_result_is_complete(result):
+    assert result.statement and result.question
+    assert result.numeric is not None or result.numeric_from_symbols is not None
+    assert result.checks, "a result without checks is not verified"
+    assert {c.kind for c in result.checks} - {"symbolic"}, "needs a check beyond the symbolic one"
+    names = [p.name for p in result.params]
+    assert len(names) == len(set(names))
+    assert result.expr.free_symbols <= {p.symbol for p in result.params}
+
+
+@pytest.mark.parametrize("result", ALL, ids=lambda r: r.id)
+def test_derivation_derives_rather_than_transcribes(result):
+    deriv = result.derivation()
+    assert len(deriv.steps) >= 2
+    first = deriv.steps[0].expr
+    # The starting point is a definition, not the answer.
+    assert first != deriv.result
+    if isinstance(first, sp.Eq):
+        assert first.rhs != deriv.result
+    # The final formula does not appear in the derivation module's source.
+    source = inspect.getsource(inspect.getmodule(result.derive))
+    if len(str(deriv.result)) > 12:
+        assert str(deriv.result) not in source
+
+
+@pytest.mark.parametrize("result", [r for r in ALL if r.hand is not None], ids=lambda r: r.id)
+def test_derived_expression_equals_independent_hand_form(result):
+    derived, hand = result.expr, result.hand()
+    if derived == hand or sp.simplify(sp.piecewise_fold(derived - hand)) == 0:
+        return
+    ok, worst = high_precision_equal(result, derived, hand, np.random.default_rng(7))
+    assert ok, f"derived {derived} != hand {hand} (max rel diff {worst})"
+
+
+@pytest.mark.parametrize("result_id,check_name", CHECKS, ids=[f"{a}/{b}" for a, b in CHECKS])
+def test_registry_check_passes(result_id, check_name):
+    result = registry.get(result_id)
+    chk = next(c for c in result.checks if c.name == check_name)
+    rec = run_check(result, chk)
+    assert rec.passed, f"{rec.figure}: {rec.detail}"
+
+
+def test_unknown_id_is_a_value_error_with_suggestion():
+    with pytest.raises(ValueError, match="lognormal-pdf"):
+        registry.get("lognormal-pfd")
+
+
+def test_a_wrong_numeric_function_fails_its_checks():
+    """The checks can fail: swap in the student's 5b answer and verify rejects it."""
+    import dataclasses
+
+    good = registry.get("lognormal-pdf")
+
+    def student(z, mu, sigma):  # 1/(sigma sqrt(2 pi z)) exp(...): the write-up's final line
+        return np.exp(-((np.log(z) - mu) ** 2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi * z))
+
+    bad = dataclasses.replace(good, numeric=student)
+    failed = [c.name for c in bad.checks if c.kind != "symbolic" and not run_check(bad, c).passed]
+    assert {"numeric = lambdified derivation", "integrates to 1", "Monte Carlo P(a < e^Y < b)",
+            "scipy.stats.lognorm(s=sigma, scale=exp(mu))"} <= set(failed)

@@ -1,0 +1,1 @@
+"""The LaTeX derivation report (`genverify report`)."""

@@ -65,3 +65,17 @@ def test_failed_check_makes_verify_exit_1(monkeypatch, capsys):
     monkeypatch.setitem(registry._REGISTRY, "kl-vae", broken)
     assert main(["verify", "kl-vae"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_installed_namespace_is_genverify_only(tmp_path):
+    """From outside the checkout: the checked formulas import, and no top-level `models`,
+    `numerics` or `derivations` module is installed."""
+    code = (
+        "import importlib.util as u\n"
+        "from genverify.numerics import lognormal_pdf, square_distance_pdf\n"
+        "import genverify.models, genverify.derivations, genverify.report\n"
+        "print([n for n in ('models', 'numerics', 'derivations', 'report') if u.find_spec(n)])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -15,6 +15,14 @@ _EXPORTS = {
     "kl_gaussian_torch": "functional",
     "kl_vae_torch": "functional",
     "lognormal_log_prob_torch": "functional",
+    "NICE": "nice",
+    "LogisticPrior": "nice",
+    "logistic_log_prob": "nice",
+    "ConvVAE": "vae",
+    "MLPVAE": "vae",
+    "validate_images": "images",
+    "dequantize": "images",
+    "binarize": "images",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,58 @@
+"""Batched image checks and preprocessing shared by the generative models (question 4).
+
+Everything here works on whole batches already on the device: no per-image
+Python, which is where a DataLoader with per-image transforms spends its time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def validate_images(x: torch.Tensor, shape: tuple[int, ...], name: str = "x", check_range: bool = True) -> torch.Tensor:
+    """Return ``x`` viewed as ``(N, *shape)`` after checking it is a batch of images in [0, 1].
+
+    Accepts ``(N, *shape)`` or the flattened ``(N, prod(shape))``. Raises
+    ``ValueError`` naming ``name`` for a non-tensor, a wrong shape, non-finite
+    values, or (with ``check_range``) values outside [0, 1].
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    n_features = math.prod(shape)
+    if x.dim() >= 1 and tuple(x.shape[1:]) == tuple(shape):
+        pass
+    elif x.dim() == 2 and x.shape[1] == n_features:
+        x = x.reshape(x.shape[0], *shape)
+    else:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) or (N, {n_features}), "
+                         f"got {tuple(x.shape)}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    if check_range and x.numel() and (bool((x < 0).any()) or bool((x > 1).any())):
+        raise ValueError(f"{name} must have values in [0, 1], got range [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+    return x
+
+
+def dequantize(x: torch.Tensor, levels: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Uniform dequantisation of pixels in [0, 1] with ``levels`` grey levels (question 4, NICE input).
+
+    .. math:: y = \frac{(L-1)\,x + u}{L}, \qquad u \sim U(0, 1)
+
+    so each discrete value k/(L-1) is spread over the bin [k/L, (k+1)/L).
+    With L = 2 this dequantises binarised images. A density p on [0, 1]^D
+    then bounds the discrete likelihood: log P(x) >= E_u[log p(y)] - D log L.
+    """
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels!r}")
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return ((levels - 1) * x + u) / levels
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarisation: each pixel is 1 with probability equal to its intensity (question 4, VAE input)."""
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (u < x).to(x.dtype)

@@ -252,6 +252,11 @@ def _symbol_table(result: registry.Result) -> dict[str, Any]:
 def _check_impl(result: registry.Result, expr: str, where: str | None, latex: bool | None,
                 points: int, seed: int, timeout: float) -> Verdict:
     start = time.monotonic()
+    if isinstance(result.expr, sp.MatrixBase):
+        # kl-forward-fit's (m, s^2): claims are scalar formulas, so there is nothing to compare with.
+        raise cp.ClaimError(f"result {result.id!r} is vector-valued ({result.expr.shape[0]} components); "
+                            "`check` compares scalar formulas only (see `genverify derive "
+                            f"{result.id}` for its components)")
     table = _symbol_table(result)
     claim = cp.parse_claim(expr, table, latex)
     cond = cp.parse_condition(where, table) if where else sp.true
@@ -483,7 +488,9 @@ def _split_constraint(constraint: Any) -> tuple[Any, list[tuple[sp.Expr, int, sp
     A conjunct ``Eq(Sum(b[..., j, ...], (j, 1, S)), 1)`` (mixture weights
     pi_k, responsibilities eta_ik summing to one) becomes a rule
     ``(b.label, position of j, S)``: sampled entries of ``b`` are normalised
-    along that index. Other conjuncts with indexed symbols are ignored.
+    along that index, or, when ``b`` takes only the values 0 and 1 (a latent
+    code z_ik), drawn as a one-hot vector along it. Other conjuncts with
+    indexed symbols are ignored.
     """
     if constraint is True or constraint is sp.true:
         return sp.true, []
@@ -530,8 +537,16 @@ def _evaluate_pair(claim, verified, point, indexed, rng, simplex=()):
             for a in [a for a in list(values) if a.base.label == label and len(a.indices) > pos]:
                 key = tuple(a.indices[:pos]) + tuple(a.indices[pos + 1:])
                 groups.setdefault(key, [])
+            prm = next((p for p in indexed if p.symbol.label == label), None)
+            binary = prm is not None and prm.domain.is_subset(sp.FiniteSet(0, 1)) is True
             for key in groups:
                 members = [_entry_at(label, key, pos, j, atoms) for j in range(1, size + 1)]
+                if binary:
+                    # 0/1 entries summing to one: a one-hot code (the latent z of a mixture).
+                    hot = int(rng.integers(0, size))
+                    for n, m in enumerate(members):
+                        values[m] = sp.Integer(int(n == hot))
+                    continue
                 for m in members:
                     draw(m)
                 total = sum(values[m] for m in members)

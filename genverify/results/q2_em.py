@@ -1,0 +1,615 @@
+"""Registry entries for question 2: EM for a mixture of multivariate Bernoullis.
+
+The results are indexed formulas (sums and products over i = 1..N, k = 1..K,
+d = 1..D). Their checks compare expressions at concrete small sizes: the
+sizes and free indices are substituted, ``doit()`` expands every sum and
+product, and random entries (0/1 pixels, probabilities in (0, 1), mixing
+weights and responsibilities on the simplex, one-hot codes) are filled in.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from genverify.checks import check
+from genverify.derivations import em
+from genverify.numerics import em as nem
+from genverify.registry import Check, Outcome, Param, Result, register
+
+#: Digits used to evaluate derivations and hand forms at concrete sizes.
+DIGITS = 30
+#: Largest concrete size (N, K, D) used by the checks (the claim checker uses 4).
+MAX_CHECK_SIZE = 3
+
+# ----------------------------------------------------------------- symbols
+
+_SIZE = sp.Range(1, 6)
+_N = Param("N", em.N, _SIZE, "number of images")
+_K = Param("K", em.K, _SIZE, "number of mixture components")
+_D = Param("D", em.D, _SIZE, "number of pixels per image")
+_i = Param("i", em.i, _SIZE, "image index")
+_k = Param("k", em.k, _SIZE, "component index")
+_d = Param("d", em.d, _SIZE, "pixel index")
+_x = Param("x", em.x, sp.FiniteSet(0, 1), "pixels: x_d^(i) is x[i, d] (x_d is x[d] for one image)")
+_p = Param("p", em.p, sp.Interval.open(0, 1), "pixel probabilities: p_d^(k) is p[k, d] (p_d is p[d])")
+_pi = Param("pi", em.pi, sp.Interval.open(0, 1), "mixing weights pi_k = pi[k] (pi(k) also reads pi[k])")
+_z = Param("z", em.z, sp.FiniteSet(0, 1), "one-hot latent codes: z_k^(i) is z[i, k]")
+_eta = Param("eta", em.eta, sp.Interval.open(0, 1), "responsibilities: eta^(i)_k is eta[i, k]")
+
+i, k, d, j, N, K, D = em.i, em.k, em.d, em.j, em.N, em.K, em.D
+x, p, pi, z, eta = em.x, em.p, em.pi, em.z, em.eta
+
+#: pi on the simplex, z one-hot, eta's rows on the simplex: the claim checker
+#: normalises (or one-hot-draws) sampled entries along k (claimcheck._split_constraint).
+SIMPLEX_PI = sp.Eq(sp.Sum(pi[k], (k, 1, K)), 1)
+ONE_HOT_Z = sp.Eq(sp.Sum(z[i, k], (k, 1, K)), 1)
+ROWS_ETA = sp.Eq(sp.Sum(eta[i, k], (k, 1, K)), 1)
+
+
+# ----------------------------------------------------------------- concrete sizes
+
+
+class Problem:
+    """Random data and parameters of one concrete (N, K, D), as arrays and as SymPy entries."""
+
+    def __init__(self, rng: np.random.Generator, N: int, K: int, D: int):
+        self.N, self.K, self.D = N, K, D
+        self.X = rng.integers(0, 2, size=(N, D)).astype(float)
+        self.P = rng.uniform(0.05, 0.95, size=(K, D))
+        self.w = rng.dirichlet(np.ones(K))
+        self.R = rng.dirichlet(np.ones(K), size=N)
+        self.Z = np.eye(K)[rng.integers(0, K, size=N)]
+
+    def entries(self) -> dict:
+        f = lambda v: sp.Float(float(v), DIGITS)  # noqa: E731 - the exact binary value of the float
+        out = {}
+        for a, b in itertools.product(range(self.N), range(self.D)):
+            out[x[a + 1, b + 1]] = sp.Integer(int(self.X[a, b]))
+        for a, b in itertools.product(range(self.K), range(self.D)):
+            out[p[a + 1, b + 1]] = f(self.P[a, b])
+        for a in range(self.K):
+            out[pi[a + 1]] = f(self.w[a])
+        for a, b in itertools.product(range(self.N), range(self.K)):
+            out[eta[a + 1, b + 1]] = f(self.R[a, b])
+            out[z[a + 1, b + 1]] = sp.Integer(int(self.Z[a, b]))
+        # The one-image, one-component forms of 2a-i: x[d], p[d] are the first row.
+        for b in range(self.D):
+            out[x[b + 1]] = sp.Integer(int(self.X[0, b]))
+            out[p[b + 1]] = f(self.P[0, b])
+        return out
+
+    def sizes(self) -> dict:
+        return {N: sp.Integer(self.N), K: sp.Integer(self.K), D: sp.Integer(self.D)}
+
+    def index_points(self, result: Result) -> list[dict]:
+        """Every value of the result's free indices (i <= N, k <= K, d <= D)."""
+        names = [prm.name for prm in result.params]
+        ranges = {"i": self.N, "k": self.K, "d": self.D}
+        free = [(em.i if n == "i" else em.k if n == "k" else em.d, ranges[n]) for n in ("i", "k", "d") if n in names]
+        return [{s: sp.Integer(v) for (s, _), v in zip(free, combo)}
+                for combo in itertools.product(*[range(1, hi + 1) for _, hi in free])]
+
+
+def evaluate(expr: sp.Expr, problem: Problem, index: dict) -> sp.Float:
+    """``expr`` at the problem's sizes, the given free indices and the problem's entries, to DIGITS digits."""
+    concrete = expr.xreplace({**problem.sizes(), **index}).doit()
+    return sp.N(concrete.xreplace(problem.entries()), DIGITS)
+
+
+def random_problems(rng: np.random.Generator, count: int, max_size: int = MAX_CHECK_SIZE) -> list[Problem]:
+    """``count`` random problems, all sizes from (1, 1, 1) up to ``max_size`` covered first."""
+    sizes = list(itertools.product(range(1, max_size + 1), repeat=3))
+    rng.shuffle(sizes)
+    sizes.sort(key=sum)  # small first: (1, 1, 1) is always checked
+    chosen = [sizes[n % len(sizes)] for n in range(count)]
+    return [Problem(rng, *s) for s in chosen]
+
+
+def _rel(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+# ----------------------------------------------------------------- check factories
+
+
+def indexed_matches_hand(problems: int = 8, name: str = "derivation = hand form") -> Check:
+    """The derived expression equals the hand-written form.
+
+    A proof when ``simplify(derived - hand) == 0``; otherwise (and in any case,
+    as a second line of evidence) a 30-digit comparison at concrete sizes up to
+    :data:`MAX_CHECK_SIZE` with random entries, at every value of the free indices.
+    """
+
+    def run(result: Result, rng: np.random.Generator) -> Outcome:
+        derived, hand = result.expr, result.hand()
+        proved = derived == hand or sp.simplify(derived - hand) == 0
+        worst, points = 0.0, 0
+        for prob in random_problems(rng, problems):
+            for index in prob.index_points(result):
+                a, b = evaluate(derived, prob, index), evaluate(hand, prob, index)
+                worst = max(worst, float(abs(a - b) / max(abs(b), sp.Float(1e-300))))
+                points += 1
+        ok = worst < 1e-25
+        how = "simplify(derived - hand) = 0" if proved else "not proved by simplify"
+        return Outcome(ok and (proved or points > 0), f"{how}; {DIGITS}-digit agreement at {points} concrete points "
+                       f"(max rel diff {worst:.1e})", "" if ok else f"derived {derived} vs hand {hand}")
+
+    return Check(name=name, kind="symbolic", run=run)
+
+
+def numeric_matches_indexed(value: Callable[[Problem, dict], float], problems: int = 10, rtol: float = 1e-12,
+                            name: str = "numeric = derivation at concrete sizes") -> Check:
+    """The float64 function agrees with the derivation evaluated at random concrete sizes and entries."""
+
+    def run(result: Result, rng: np.random.Generator) -> Outcome:
+        worst, points, detail = 0.0, 0, ""
+        for prob in random_problems(rng, problems):
+            for index in prob.index_points(result):
+                want = float(evaluate(result.expr, prob, index))
+                got = float(value(prob, {str(s): int(v) for s, v in index.items()}))
+                err = _rel(got, want)
+                if err > worst:
+                    worst = err
+                    if err > rtol:
+                        detail = (f"at N, K, D = {prob.N}, {prob.K}, {prob.D}, indices "
+                                  f"{ {str(s): int(v) for s, v in index.items()} }: numeric {got!r}, derivation {want!r}")
+                points += 1
+        return Outcome(worst <= rtol, f"max rel err {worst:.1e} ({points} points, sizes up to {MAX_CHECK_SIZE})",
+                       detail, {"max_rel_err": worst})
+
+    return Check(name=name, kind="numeric", run=run)
+
+
+# ----------------------------------------------------------------- hand forms (independent of the derivation)
+
+
+def _pixel(kk, ii, dd=d):
+    return p[kk, dd] ** x[ii, dd] * (1 - p[kk, dd]) ** (1 - x[ii, dd])
+
+
+def _image(kk, ii):
+    return sp.Product(_pixel(kk, ii), (d, 1, D))
+
+
+def _hand_mixture():
+    return sp.Sum(pi[k] * _image(k, i), (k, 1, K))
+
+
+# ----------------------------------------------------------------- 2a-i
+
+
+@check("sums to 1 over all 2^D images (D = 1..10)", "property")
+def _bernoulli_sums_to_one(result, rng):
+    worst = 0.0
+    for D_ in range(1, 11):
+        images = np.array(list(itertools.product((0, 1), repeat=D_)), dtype=float)
+        P = rng.uniform(0.01, 0.99, size=(1, D_))
+        total = float(np.exp(nem.bernoulli_log_likelihood(images, P)).sum())
+        worst = max(worst, abs(total - 1.0))
+    return Outcome(worst <= 1e-13, f"max |sum - 1| = {worst:.1e}")
+
+
+@check("scipy.stats.bernoulli.logpmf summed over pixels", "cross-library")
+def _bernoulli_scipy(result, rng):
+    from scipy import stats
+
+    X = rng.integers(0, 2, size=(50, 784)).astype(float)
+    P = rng.uniform(0.001, 0.999, size=(7, 784))
+    want = stats.bernoulli.logpmf(X[:, None, :], P[None, :, :]).sum(axis=2)
+    err = np.max(np.abs(nem.bernoulli_log_likelihood(X, P) - want) / np.abs(want))
+    return Outcome(bool(err <= 1e-13), f"max rel err {err:.1e} (D = 784)")
+
+
+register(Result(
+    id="bernoulli-likelihood",
+    statement="P(x | p) = prod_d p_d^{x_d} (1 - p_d)^{1 - x_d} for x in {0,1}^D, independent Bernoulli pixels",
+    question="2a-i",
+    params=(_D, _p, _x),
+    derive=em.derive_bernoulli_likelihood,
+    numeric=nem.bernoulli_log_likelihood,
+    kind="pmf",
+    hand=lambda: sp.Product(p[d] ** x[d] * (1 - p[d]) ** (1 - x[d]), (d, 1, D)),
+    notes="The numeric twin returns log P(x^(i) | p^(k)) for every image and component, an (N, K) matrix.",
+    references=("Bishop (2006), eq. (9.44)",),
+    checks=(indexed_matches_hand(),
+            numeric_matches_indexed(lambda prob, ix: np.exp(nem.bernoulli_log_likelihood(prob.X[:1], prob.P[:1]))[0, 0]),
+            _bernoulli_sums_to_one, _bernoulli_scipy),
+))
+
+# ----------------------------------------------------------------- 2a-ii
+
+
+@check("mixture pmf sums to 1 over all 2^D images (D = 1..10)", "property")
+def _mixture_sums_to_one(result, rng):
+    worst = 0.0
+    for D_ in range(1, 11):
+        K_ = int(rng.integers(1, 6))
+        images = np.array(list(itertools.product((0, 1), repeat=D_)), dtype=float)
+        P = rng.uniform(0.01, 0.99, size=(K_, D_))
+        w = rng.dirichlet(np.ones(K_))
+        total = float(np.exp(nem.mixture_log_likelihood_samples(images, w, P)).sum())
+        worst = max(worst, abs(total - 1.0))
+    return Outcome(worst <= 1e-13, f"max |sum - 1| = {worst:.1e}")
+
+
+register(Result(
+    id="mixture-likelihood",
+    statement="P(x^(i) | pi, p) = sum_k pi_k prod_d (p_d^(k))^{x_d^(i)} (1 - p_d^(k))^{1 - x_d^(i)}",
+    question="2a-ii",
+    params=(_K, _D, _i, _pi, _p, _x),
+    constraint=SIMPLEX_PI,
+    derive=em.derive_mixture_likelihood,
+    numeric=nem.mixture_log_likelihood_samples,
+    kind="pmf",
+    hand=_hand_mixture,
+    notes="Marginalises the one-hot code of P(x^(i), z^(i)); the numeric twin is log-space (log-sum-exp).",
+    references=("Bishop (2006), eq. (9.47)",),
+    checks=(indexed_matches_hand(),
+            numeric_matches_indexed(lambda prob, ix: np.exp(
+                nem.mixture_log_likelihood_samples(prob.X, prob.w, prob.P))[ix["i"] - 1]),
+            _mixture_sums_to_one),
+))
+
+# ----------------------------------------------------------------- 2a-iii
+
+
+@check("scipy.stats.bernoulli + scipy.special.logsumexp (N = 200, D = 784, K = 10)", "cross-library")
+def _loglik_scipy(result, rng):
+    from scipy import special, stats
+
+    X = rng.integers(0, 2, size=(200, 784)).astype(float)
+    P = rng.uniform(0.001, 0.999, size=(10, 784))
+    w = rng.dirichlet(np.ones(10))
+    per_component = stats.bernoulli.logpmf(X[:, None, :], P[None, :, :]).sum(axis=2)
+    want = float(special.logsumexp(per_component + np.log(w), axis=1).sum())
+    got = nem.mixture_log_likelihood(X, w, P)
+    err = abs(got - want) / abs(want)
+    return Outcome(bool(err <= 1e-13), f"rel err {err:.1e} (log-likelihood {got:.6g})")
+
+
+register(Result(
+    id="mixture-log-likelihood",
+    statement="log P(X | pi, p) = sum_i log sum_k pi_k prod_d (p_d^(k))^{x_d^(i)} (1 - p_d^(k))^{1 - x_d^(i)}",
+    question="2a-iii",
+    params=(_N, _K, _D, _pi, _p, _x),
+    constraint=SIMPLEX_PI,
+    derive=em.derive_mixture_log_likelihood,
+    numeric=nem.mixture_log_likelihood,
+    hand=lambda: sp.Sum(sp.log(_hand_mixture()), (i, 1, N)),
+    notes="The write-up writes n for the number of images here and N in 2b-2c.",
+    references=("Bishop (2006), eq. (9.51)",),
+    checks=(indexed_matches_hand(),
+            numeric_matches_indexed(lambda prob, ix: nem.mixture_log_likelihood(prob.X, prob.w, prob.P)),
+            _loglik_scipy),
+))
+
+# ----------------------------------------------------------------- 2b-i
+
+
+@check("P(z = e_k | pi) = pi_k and sums to 1 over the K codes", "property")
+def _prior_codes(result, rng):
+    worst = 0.0
+    for K_ in range(1, 9):
+        w = rng.dirichlet(np.ones(K_))
+        codes = np.eye(K_)
+        probs = np.exp(nem.latent_log_prior(codes, w))
+        worst = max(worst, float(np.max(np.abs(probs - w))), abs(float(probs.sum()) - 1.0))
+    return Outcome(worst <= 1e-15, f"max abs err {worst:.1e} (K = 1..8)")
+
+
+register(Result(
+    id="latent-prior",
+    statement="P(z^(i) | pi) = prod_k pi_k^{z_k^(i)} for a one-hot code z^(i)",
+    question="2b-i",
+    params=(_K, _i, _pi, _z),
+    constraint=sp.And(SIMPLEX_PI, ONE_HOT_Z),
+    derive=em.derive_latent_prior,
+    numeric=nem.latent_log_prior,
+    kind="pmf",
+    hand=lambda: sp.Product(pi[k] ** z[i, k], (k, 1, K)),
+    references=("Bishop (2006), eq. (9.10)",),
+    checks=(indexed_matches_hand(),
+            numeric_matches_indexed(lambda prob, ix: np.exp(nem.latent_log_prior(prob.Z, prob.w))[ix["i"] - 1]),
+            _prior_codes),
+))
+
+
+@check("P(x | z = e_k, p) = P(x | p^(k)) (2a-i) and sums to 1 over all 2^D images", "property")
+def _conditional_codes(result, rng):
+    worst = 0.0
+    for D_ in range(1, 9):
+        K_ = int(rng.integers(1, 5))
+        images = np.array(list(itertools.product((0, 1), repeat=D_)), dtype=float)
+        P = rng.uniform(0.01, 0.99, size=(K_, D_))
+        per_component = nem.bernoulli_log_likelihood(images, P)
+        for k_ in range(K_):
+            Z = np.zeros((len(images), K_))
+            Z[:, k_] = 1.0
+            got = nem.conditional_log_likelihood(images, Z, P)
+            worst = max(worst, float(np.max(np.abs(got - per_component[:, k_]))), abs(float(np.exp(got).sum()) - 1.0))
+    return Outcome(worst <= 1e-13, f"max abs err {worst:.1e} (D = 1..8)")
+
+
+register(Result(
+    id="conditional-likelihood",
+    statement="P(x^(i) | z^(i), p) = prod_k P(x^(i) | p^(k))^{z_k^(i)} for a one-hot code z^(i)",
+    question="2b-i",
+    params=(_K, _D, _i, _p, _x, _z),
+    constraint=ONE_HOT_Z,
+    derive=em.derive_conditional_likelihood,
+    numeric=nem.conditional_log_likelihood,
+    kind="pmf",
+    hand=lambda: sp.Product(_image(k, i) ** z[i, k], (k, 1, K)),
+    references=("Bishop (2006), eq. (9.11)",),
+    checks=(indexed_matches_hand(),
+            numeric_matches_indexed(lambda prob, ix: np.exp(
+                nem.conditional_log_likelihood(prob.X, prob.Z, prob.P))[ix["i"] - 1]),
+            _conditional_codes),
+))
+
+# ----------------------------------------------------------------- 2b-ii
+
+
+@check("summing P(Z, X) over all K^N codes gives P(X) (2a-iii)", "property")
+def _complete_marginalises(result, rng):
+    worst = 0.0
+    for _ in range(20):
+        N_, K_, D_ = (int(v) for v in rng.integers(1, 5, size=3))
+        X = rng.integers(0, 2, size=(N_, D_)).astype(float)
+        P = rng.uniform(0.05, 0.95, size=(K_, D_))
+        w = rng.dirichlet(np.ones(K_))
+        total = 0.0
+        for codes in itertools.product(range(K_), repeat=N_):
+            total += np.exp(nem.complete_data_log_likelihood(X, np.eye(K_)[list(codes)], w, P))
+        want = np.exp(nem.mixture_log_likelihood(X, w, P))
+        worst = max(worst, _rel(float(total), float(want)))
+    return Outcome(worst <= 1e-12, f"max rel err {worst:.1e} (20 random N, K, D <= 4)")
+
+
+register(Result(
+    id="complete-data-likelihood",
+    statement="P(Z, X | pi, p) = prod_i prod_k [pi_k P(x^(i) | p^(k))]^{z_k^(i)}",
+    question="2b-ii",
+    params=(_N, _K, _D, _pi, _p, _x, _z),
+    constraint=sp.And(SIMPLEX_PI, ONE_HOT_Z),
+    derive=em.derive_complete_data_likelihood,
+    numeric=nem.complete_data_log_likelihood,
+    kind="pmf",
+    hand=lambda: sp.Product(sp.Product(pi[k] ** z[i, k] * _image(k, i) ** z[i, k], (k, 1, K)), (i, 1, N)),
+    references=("Bishop (2006), eq. (9.52)",),
+    checks=(indexed_matches_hand(problems=6),
+            numeric_matches_indexed(lambda prob, ix: np.exp(
+                nem.complete_data_log_likelihood(prob.X, prob.Z, prob.w, prob.P)), problems=8),
+            _complete_marginalises),
+))
+
+# ----------------------------------------------------------------- 2b-iii
+
+
+def underflow_demo(rng: np.random.Generator, n: int = 4, K_: int = 3, D_: int = 784, digits: int = 50):
+    """Responsibilities at MNIST size: product form, log form and a ``digits``-digit mpmath reference.
+
+    The images are random and p ~ U(0, 1) (a random initialisation): a log-likelihood
+    near -784 per component, far below the float64 limit of about -745.
+    Returns ``(product_form, log_form, reference)`` as float arrays.
+    """
+    import mpmath
+
+    X = rng.integers(0, 2, size=(n, D_)).astype(float)
+    P = rng.uniform(0.0, 1.0, size=(K_, D_))
+    w = rng.dirichlet(np.ones(K_))
+    product = nem.responsibilities_product_form(X, w, P)
+    log_form = nem.responsibilities(X, w, P)
+    with mpmath.workdps(digits):
+        # The float64 inputs exactly, then every operation in `digits` digits.
+        log_p = [[mpmath.log(mpmath.mpf(v)) for v in row] for row in P]
+        log_q = [[mpmath.log(1 - mpmath.mpf(v)) for v in row] for row in P]
+        reference = np.empty((n, K_))
+        for a in range(n):
+            joint = [mpmath.log(mpmath.mpf(w[b])) + mpmath.fsum(log_p[b][c] if X[a, c] else log_q[b][c]
+                                                               for c in range(D_)) for b in range(K_)]
+            top = max(joint)
+            den = mpmath.fsum(mpmath.exp(v - top) for v in joint)
+            for b in range(K_):
+                reference[a, b] = float(mpmath.exp(joint[b] - top) / den)
+    return product, log_form, reference
+
+
+#: Tolerance of the log form against the 50-digit reference. The float64 sums of
+#: 784 log-probabilities (|log-likelihood| ~ 10^3) carry rounding of about
+#: sqrt(784) * 1.1e-16 * 10^3 ~ 3e-12 in absolute terms, which a responsibility
+#: inherits as relative error; 1e-9 leaves a wide margin and still fails by
+#: hundreds of orders of magnitude for any wrong (or nan) answer.
+UNDERFLOW_RTOL = 1e-9
+
+
+@check("D = 784: product form gives 0/0 = nan, log form matches a 50-digit reference", "property")
+def _underflow(result, rng):
+    product, log_form, reference = underflow_demo(rng)
+    all_nan = bool(np.isnan(product).all())
+    err = float(np.max(np.abs(log_form - reference) / np.maximum(reference, 1e-300)))
+    finite = bool(np.isfinite(log_form).all() and np.allclose(log_form.sum(axis=1), 1.0, rtol=0, atol=1e-15))
+    ok = all_nan and finite and err <= UNDERFLOW_RTOL
+    return Outcome(ok, f"product form nan: {int(np.isnan(product).sum())}/{product.size}; log form max rel err "
+                   f"{err:.1e} vs 50 digits", "" if ok else f"product {product}, log {log_form}, ref {reference}")
+
+
+@check("log form = product form where nothing underflows (D <= 40)", "numeric")
+def _log_vs_product(result, rng):
+    worst = 0.0
+    for _ in range(50):
+        N_, K_, D_ = int(rng.integers(1, 20)), int(rng.integers(1, 8)), int(rng.integers(1, 41))
+        X = rng.integers(0, 2, size=(N_, D_)).astype(float)
+        P = rng.uniform(0.02, 0.98, size=(K_, D_))
+        w = rng.dirichlet(np.ones(K_))
+        a, b = nem.responsibilities(X, w, P), nem.responsibilities_product_form(X, w, P)
+        worst = max(worst, float(np.max(np.abs(a - b))))
+    return Outcome(worst <= 1e-13, f"max abs diff {worst:.1e}")
+
+
+register(Result(
+    id="em-responsibility",
+    statement="eta(z_k^(i)) = pi_k P(x^(i) | p^(k)) / sum_j pi_j P(x^(i) | p^(j)), by Bayes' rule",
+    question="2b-iii",
+    params=(_K, _D, _i, _k, _pi, _p, _x),
+    constraint=sp.And(SIMPLEX_PI, sp.Le(k, K)),
+    derive=em.derive_em_responsibility,
+    numeric=nem.responsibilities,
+    hand=lambda: pi[k] * _image(k, i) / sp.Sum(pi[j] * _image(j, i), (j, 1, K)),
+    notes="Computed in log space: at D = 784 the literal quotient underflows to 0/0 (responsibilities_product_form).",
+    references=("Bishop (2006), eq. (9.56)",),
+    checks=(indexed_matches_hand(problems=6),
+            numeric_matches_indexed(lambda prob, ix: nem.responsibilities(prob.X, prob.w, prob.P)[ix["i"] - 1,
+                                                                                                  ix["k"] - 1],
+                                    problems=8),
+            _log_vs_product, _underflow),
+))
+
+# ----------------------------------------------------------------- Q
+
+
+@check("log P(X) = Q(eta) + H(eta) at eta = posterior (the EM bound is tight)", "property")
+def _q_plus_entropy(result, rng):
+    worst = 0.0
+    for _ in range(30):
+        N_, K_, D_ = int(rng.integers(1, 50)), int(rng.integers(1, 8)), int(rng.integers(1, 100))
+        X = rng.integers(0, 2, size=(N_, D_)).astype(float)
+        P = rng.uniform(0.02, 0.98, size=(K_, D_))
+        w = rng.dirichlet(np.ones(K_))
+        R = nem.responsibilities(X, w, P)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -float(np.sum(np.where(R > 0, R * nem.log_responsibilities(X, w, P), 0.0)))
+        want = nem.mixture_log_likelihood(X, w, P)
+        worst = max(worst, abs(nem.expected_complete_log_likelihood(X, R, w, P) + entropy - want) / abs(want))
+    return Outcome(worst <= 1e-12, f"max rel err {worst:.1e}")
+
+
+register(Result(
+    id="em-expected-complete-log-likelihood",
+    statement="Q(pi, p) = sum_i sum_k eta_k^(i) [log pi_k + sum_d x_d^(i) log p_d^(k) + (1 - x_d^(i)) log(1 - p_d^(k))]",
+    question="2c",
+    params=(_N, _K, _D, _pi, _p, _x, _eta),
+    constraint=sp.And(SIMPLEX_PI, ROWS_ETA),
+    derive=em.derive_em_expected_complete_log_likelihood,
+    numeric=nem.expected_complete_log_likelihood,
+    hand=lambda: sp.Sum(eta[i, k] * (sp.log(pi[k]) + sp.Sum(x[i, d] * sp.log(p[k, d]) + (1 - x[i, d]) * sp.log(1 - p[k, d]),
+                                                            (d, 1, D))), (k, 1, K), (i, 1, N)),
+    references=("Bishop (2006), eq. (9.40)",),
+    checks=(indexed_matches_hand(problems=6),
+            numeric_matches_indexed(lambda prob, ix: nem.expected_complete_log_likelihood(prob.X, prob.R, prob.w, prob.P),
+                                    problems=8),
+            _q_plus_entropy),
+))
+
+# ----------------------------------------------------------------- 2c-i
+
+
+def _random_fit(rng, N_=40, K_=4, D_=12):
+    X = rng.integers(0, 2, size=(N_, D_)).astype(float)
+    w = rng.dirichlet(np.ones(K_))
+    R = rng.dirichlet(np.ones(K_), size=N_)
+    return X, w, R
+
+
+@check("gradient of Q in p is 0 at the update; 500 random perturbations all lower Q", "property")
+def _p_update_maximises(result, rng):
+    X, w, R = _random_fit(rng)
+    _, P = nem.m_step(X, R)
+    Q = lambda P_: nem.expected_complete_log_likelihood(X, R, w, P_)  # noqa: E731
+    q0 = Q(P)
+    h = 1e-6
+    worst_grad, scale = 0.0, 0.0
+    for _ in range(20):
+        V = rng.normal(size=P.shape)
+        worst_grad = max(worst_grad, abs(Q(P + h * V) - Q(P - h * V)) / (2 * h))
+        # The same directional derivative at a non-optimal point, for scale.
+        P_off = np.clip(P + 0.1 * rng.normal(size=P.shape), 0.05, 0.95)
+        scale = max(scale, abs(Q(P_off + h * V) - Q(P_off - h * V)) / (2 * h))
+    lowered = 0
+    for _ in range(500):
+        step = rng.normal(size=P.shape) * 10.0 ** rng.uniform(-4, -1)
+        lowered += Q(np.clip(P + step, 1e-6, 1 - 1e-6)) < q0
+    ok = worst_grad <= 1e-6 * scale and lowered == 500
+    return Outcome(ok, f"|dQ| at update {worst_grad:.1e} (elsewhere {scale:.1e}); {lowered}/500 perturbations lower Q")
+
+
+register(Result(
+    id="em-p-update",
+    statement="M-step: p_d^(k) = sum_i eta_k^(i) x_d^(i) / sum_i eta_k^(i), the stationary point of Q",
+    question="2c-i",
+    params=(_N, _K, _k, _d, _x, _eta),
+    constraint=sp.And(ROWS_ETA, sp.Le(k, K)),
+    derive=em.derive_em_p_update,
+    numeric=nem.m_step,
+    hand=lambda: sp.Sum(x[i, d] * eta[i, k], (i, 1, N)) / sp.Sum(eta[i, k], (i, 1, N)),
+    notes="m_step(X, resp, prior=(a, b)) gives the MAP update under a Beta(a, b) prior instead.",
+    references=("Bishop (2006), eq. (9.59)",),
+    checks=(indexed_matches_hand(problems=8),
+            numeric_matches_indexed(lambda prob, ix: nem.m_step(prob.X, prob.R)[1][ix["k"] - 1, ix["d"] - 1]),
+            _p_update_maximises),
+))
+
+# ----------------------------------------------------------------- 2c-ii
+
+
+@check("on the simplex: dQ/dpi_k = N for every k; 500 random perturbations all lower Q", "property")
+def _pi_update_maximises(result, rng):
+    X, w, R = _random_fit(rng)
+    w_new, P = nem.m_step(X, R)
+    Q = lambda w_: nem.expected_complete_log_likelihood(X, R, w_, P)  # noqa: E731
+    q0 = Q(w_new)
+    # The Lagrange condition: every partial derivative N_k / pi_k equals -lambda = N.
+    grad = R.sum(axis=0) / w_new
+    spread = float(np.max(np.abs(grad - X.shape[0])) / X.shape[0])
+    lowered = 0
+    for _ in range(500):
+        v = rng.normal(size=w_new.shape)
+        v -= v.mean()  # stay on the plane sum = 1
+        t = 10.0 ** rng.uniform(-4, 0) * float(np.min(w_new)) / max(float(np.max(np.abs(v))), 1e-300)
+        lowered += Q(w_new + 0.99 * t * v) < q0
+    ok = spread <= 1e-12 and lowered == 500
+    return Outcome(ok, f"max |dQ/dpi_k - N| / N = {spread:.1e}; {lowered}/500 perturbations lower Q")
+
+
+@check("one EM step never lowers the log-likelihood (ML and MAP, 200 random starts)", "property")
+def _em_monotone(result, rng):
+    # A MAP step under Beta(a, b) never lowers log-likelihood + sum log Beta(p_d^(k); a, b).
+    a = b = 1.5
+    log_prior = lambda P_: float(np.sum((a - 1) * np.log(P_) + (b - 1) * np.log1p(-P_)))  # noqa: E731
+    worst = np.inf
+    for _ in range(200):
+        N_, K_, D_ = int(rng.integers(1, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 30))
+        X = rng.integers(0, 2, size=(N_, D_)).astype(float)
+        P = rng.uniform(0.05, 0.95, size=(K_, D_))
+        w = rng.dirichlet(np.ones(K_))
+        before = nem.mixture_log_likelihood(X, w, P)
+        R = nem.responsibilities(X, w, P)
+        w_ml, P_ml = nem.m_step(X, R)
+        w_map, P_map = nem.m_step(X, R, prior=(a, b))
+        gain_ml = nem.mixture_log_likelihood(X, w_ml, P_ml) - before
+        gain_map = nem.mixture_log_likelihood(X, w_map, P_map) + log_prior(P_map) - before - log_prior(P)
+        worst = min(worst, min(gain_ml, gain_map) / max(abs(before), 1.0))
+    return Outcome(worst >= -1e-12, f"smallest relative gain {worst:.1e}")
+
+
+register(Result(
+    id="em-pi-update",
+    statement="M-step: pi_k = N_k / N with N_k = sum_i eta_k^(i) (Lagrange multiplier for sum_k pi_k = 1)",
+    question="2c-ii",
+    params=(_N, _K, _k, _eta),
+    constraint=sp.And(ROWS_ETA, sp.Le(k, K)),
+    derive=em.derive_em_pi_update,
+    numeric=nem.m_step,
+    hand=lambda: sp.Sum(eta[i, k], (i, 1, N)) / N,
+    references=("Bishop (2006), eq. (9.60)",),
+    checks=(indexed_matches_hand(problems=8),
+            numeric_matches_indexed(lambda prob, ix: nem.m_step(prob.X, prob.R)[0][ix["k"] - 1]),
+            _pi_update_maximises, _em_monotone),
+))
+

@@ -94,7 +94,7 @@ def test_unmentioned_default_is_substituted_and_reported():
     assert v.equivalent and v.defaults == {"alpha": "1/10"}
 
 
-def test_indexed_claims_are_compared_at_concrete_sizes(monkeypatch):
+def test_indexed_claims_are_compared_at_concrete_sizes(swap_result):
     import sympy as sp
 
     from genverify import registry
@@ -108,12 +108,36 @@ def test_indexed_claims_are_compared_at_concrete_sizes(monkeypatch):
                   params=(Param("D", D, sp.Range(1, 6)), Param("p", p, sp.Interval.open(0, 1)),
                           Param("x", x, sp.FiniteSet(0, 1))),
                   derive=lambda: Derivation(hand, ()))
-    registry.all_results()
-    monkeypatch.setitem(registry._REGISTRY, "test-bernoulli", fake)
+    swap_result(fake)
     assert genverify.check("test-bernoulli", r"\prod_{d=1}^D p_d^{x_d} (1 - p_d)^{1-x_d}").equivalent
     # A sum where a product belongs (the 2b-i mistake, in miniature) fails at a concrete size.
     v = genverify.check("test-bernoulli", r"\sum_{d=1}^D p_d^{x_d} (1 - p_d)^{1-x_d}")
     assert not v.equivalent and "D" in v.counterexample.point
+
+
+def test_binary_symbols_summing_to_one_are_drawn_one_hot(swap_result):
+    import sympy as sp
+
+    from genverify import registry
+    from genverify.registry import Derivation, Param, Result
+
+    k = sp.Symbol("k", integer=True)
+    K = sp.Symbol("K", integer=True, positive=True)
+    pi, z = sp.IndexedBase("pi", positive=True), sp.IndexedBase("z", integer=True)
+    prior = sp.Product(pi[k] ** z[k], (k, 1, K))
+    fake = Result(id="test-one-hot", statement="", question="2b-i",
+                  params=(Param("K", K, sp.Range(1, 6)), Param("pi", pi, sp.Interval.open(0, 1)),
+                          Param("z", z, sp.FiniteSet(0, 1))),
+                  constraint=sp.And(sp.Eq(sp.Sum(pi[k], (k, 1, K)), 1), sp.Eq(sp.Sum(z[k], (k, 1, K)), 1)),
+                  derive=lambda: Derivation(prior, ()))
+    swap_result(fake)
+    # prod_k pi_k^{z_k} = sum_k pi_k z_k holds for one-hot z only: normalised 0/1 draws
+    # (z = (1/2, 1/2)) or unnormalised ones would make it fail.
+    assert genverify.check("test-one-hot", r"\sum_{k=1}^K \pi_k z_k").equivalent
+    v = genverify.check("test-one-hot", r"\sum_{k=1}^K \pi_k^{z_k}")
+    assert not v.equivalent
+    shown = [val for name, val in v.counterexample.point.items() if name.startswith("z[")]
+    assert sorted(shown) == ["0"] * (len(shown) - 1) + ["1"]
 
 
 # ------------------------------------------------------------------ command line
@@ -231,3 +255,9 @@ def test_docstring_examples_of_the_checker_hold():
 def test_bad_where_exits_2_naming_the_problem(where, message, capsys):
     assert main(["check", "square-distance-cdf", "1", "--where", where]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_vector_valued_result_is_refused_with_exit_2(capsys):
+    # kl-forward-fit is the pair (m, s^2): a scalar claim cannot be compared with it.
+    assert main(["check", "kl-forward-fit", "w*mu1 + (1 - w)*mu2"]) == 2
+    assert "vector-valued" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_unknown_id_exits_2_with_a_suggestion():
     assert "lognormal-pdf" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_failed_check_makes_verify_exit_1(monkeypatch, capsys):
+def test_failed_check_makes_verify_exit_1(swap_result, capsys):
     import dataclasses
 
     from genverify import registry
@@ -62,7 +62,7 @@ def test_failed_check_makes_verify_exit_1(monkeypatch, capsys):
 
     good = registry.get("kl-vae")
     broken = dataclasses.replace(good, checks=(Check("always fails", "numeric", lambda r, g: Outcome(False, "x")),))
-    monkeypatch.setitem(registry._REGISTRY, "kl-vae", broken)
+    swap_result(broken)
     assert main(["verify", "kl-vae"]) == 1
     assert "FAILED" in capsys.readouterr().out
 

@@ -73,7 +73,7 @@ def test_rename_translates_the_students_notation():
     assert audit_entry(entry).verdict == "correct"
 
 
-def test_em_answers_join_once_their_result_is_registered(monkeypatch):
+def test_em_answers_join_once_their_result_is_registered(swap_result):
     d = sp.Symbol("d", integer=True)
     D = sp.Symbol("D", integer=True, positive=True)
     p, x = sp.IndexedBase("p", real=True), sp.IndexedBase("x", integer=True)
@@ -83,8 +83,7 @@ def test_em_answers_join_once_their_result_is_registered(monkeypatch):
                                    registry.Param("p", p, sp.Interval.open(0, 1)),
                                    registry.Param("x", x, sp.FiniteSet(0, 1))),
                            derive=lambda: registry.Derivation(hand, ()))
-    registry.all_results()
-    monkeypatch.setitem(registry._REGISTRY, "bernoulli-likelihood", fake)
+    swap_result(fake)
     _, entries = load_claims()
     entry = next(e for e in entries if e.question == "2a-i")
     assert audit_entry(entry).verdict == "correct"

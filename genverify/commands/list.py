@@ -15,9 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def describe_symbols(result) -> str:
+    import sympy as sp
+
     parts = []
     for prm in result.params:
-        dom = str(prm.domain).replace("Interval.open", "").replace("Interval", "")
+        dom = prm.domain
+        if isinstance(dom, sp.Range) and dom.step == 1:
+            dom = f"{{{dom.inf}, ..., {dom.sup}}}"
+        else:
+            dom = str(dom).replace("Interval.open", "").replace("Interval", "")
         s = f"{prm.name} in {dom}"
         if prm.default is not None:
             s += f" (default {prm.default})"
@@ -27,6 +33,7 @@ def describe_symbols(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from genverify import registry
@@ -40,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     for col in ("id", "question", "statement", "symbols"):
         table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(r.id, r.question, r.statement, describe_symbols(r))
+        table.add_row(r.id, r.question, escape(r.statement), escape(describe_symbols(r)))
     Console().print(table)
     return 0

@@ -4,9 +4,9 @@ Runs :func:`genverify.claimcheck.audit` over the packaged claims
 (``genverify/claims/homework2.yaml``) and returns the table question / claim /
 verdict / evidence. Each verdict comes from checking the claim against the
 registry (symbolic equivalence, then 40-digit comparison at random points of
-the domain; for densities the claim's integral), never from a list. Answers
-whose results are not registered yet (the EM results of 2a-2c, while absent)
-are reported as "not checkable" with that reason.
+the domain; for densities the claim's integral), never from a list. An entry
+whose result is not in the registry, or for which the write-up gives no
+formula, is reported as "not checkable" with that reason.
 """
 
 from __future__ import annotations

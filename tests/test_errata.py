@@ -119,7 +119,7 @@ def test_experiment_returns_the_errata_table(tmp_path):
 
     out = get_experiment("errata").run(ExperimentConfig(out_dir=tmp_path, show_progress=False))
     table = out.tables["errata"]
-    assert table.columns[:3] == ["question", "part", "claim"] and len(table.rows) == len(load_claims()[1])
+    assert table.columns[:4] == ["question", "part", "id", "claim"] and len(table.rows) == len(load_claims()[1])
     assert sum(out.numbers.values()) == len(table.rows)
     assert out.numbers["incorrect"] >= 2 and "5b" in out.summary
     assert json.loads((tmp_path / "errata.json").read_text())

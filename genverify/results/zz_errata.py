@@ -16,7 +16,7 @@ import json
 
 from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
 
-COLUMNS = ["question", "part", "claim", "where", "verdict", "evidence"]
+COLUMNS = ["question", "part", "id", "claim", "where", "verdict", "evidence"]
 
 
 def run(config: ExperimentConfig) -> ExperimentOutput:
@@ -41,7 +41,7 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
     atomic_write_text(config.out_dir / "errata.json", json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
     counts = {v: sum(r.verdict == v for r in rows) for v in ("correct", "incorrect", "not checkable")}
     table = Table(columns=COLUMNS,
-                  rows=[[r.question, r.part, r.claim, r.where, r.verdict, r.evidence] for r in rows],
+                  rows=[[r.question, r.part, r.id, r.claim, r.where, r.verdict, r.evidence] for r in rows],
                   caption=f"Errata of the write-up ({title}): each transcribed answer checked against the registry.")
     wrong = ", ".join(f"{r.question}{' (' + r.part + ')' if r.part else ''}" for r in rows if r.verdict == "incorrect")
     summary = (f"Of {len(rows)} transcribed formulas, {counts['correct']} are correct, {counts['incorrect']} "

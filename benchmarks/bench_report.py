@@ -1,0 +1,99 @@
+"""How long `genverify report` takes, cold and warm (issue 7).
+
+Targets from the issue, for the ``quick`` preset on the 2-core CPU:
+
+* cold (empty cache: every derivation, check and experiment computed): at most 5 minutes;
+* warm (everything reused from the cache; only typesetting and LaTeX): at most 30 seconds.
+
+Runs the command exactly as a user does (``genverify report --preset quick --out DIR``, a
+fresh process each time) into a temporary directory, so the user's own cache and report
+are untouched: one cold build, then ``--warm-runs`` warm builds (median reported). Prints
+each time as a ratio of its target (below 1 meets it), and the slowest parts of the cold
+build from its ``report.json``. Asserts nothing about time; numbers vary with machine load.
+
+Usage: ``python benchmarks/bench_report.py [--preset quick] [--warm-runs 3] [--keep DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"cold": 300.0, "warm": 30.0}
+
+
+def genverify_command() -> list[str]:
+    exe = Path(sys.executable).with_name("genverify")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "genverify"]
+
+
+def build(out: Path, preset: str) -> tuple[float, dict]:
+    cmd = genverify_command() + ["report", "--preset", preset, "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode not in (0, 1) or not (out / "report.tex").is_file():
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
+    data = json.loads((out / "report.json").read_text())
+    data["stdout"] = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    return seconds, data
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="quick", choices=("quick", "homework"))
+    ap.add_argument("--warm-runs", type=int, default=3)
+    ap.add_argument("--keep", metavar="DIR", help="build in DIR (new or empty; kept) instead of a temporary directory")
+    args = ap.parse_args()
+    if args.warm_runs < 1:
+        raise SystemExit("--warm-runs must be >= 1")
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-report-"))
+    out = root / "build"
+    if args.keep:  # a cold build needs an empty cache: never clear someone's directory, ask for a new one
+        if root.exists() and any(root.iterdir()):
+            raise SystemExit(f"--keep {root}: give a new or empty directory (a cold build needs an empty cache)")
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        print(f"genverify report --preset {args.preset}: {os.cpu_count()} CPU cores, "
+              f"latexmk {'found' if shutil.which('latexmk') else 'absent (only .tex)'}", flush=True)
+        cold, data = build(out, args.preset)
+        print(f"experiments: {', '.join(data['experiments']) or '(none)'}; results: {len(data['results'])}; "
+              f"checks passed {data['checks_passed']}/{data['checks_total']}", flush=True)
+        warm = []  # (seconds, parts reused, parts)
+        for _ in range(args.warm_runs):
+            t, warm_data = build(out, args.preset)
+            parts = [p for p in warm_data["parts"] if p["name"].startswith(("result", "experiment"))]
+            warm.append((t, sum(p["cached"] for p in parts), len(parts)))
+        # A warm run that recomputed something (the code changed under it) is not a warm run.
+        full = [t for t, reused, n in warm if reused == n] or [t for t, _, _ in warm]
+        warm_t = statistics.median(full)
+        print()
+        print(f"{'build':<6} {'seconds':>9} {'target':>8} {'ratio':>7}")
+        print(f"{'cold':<6} {cold:9.1f} {TARGETS['cold']:8.0f} {cold / TARGETS['cold']:7.2f}")
+        print(f"{'warm':<6} {warm_t:9.1f} {TARGETS['warm']:8.0f} {warm_t / TARGETS['warm']:7.2f}   (median of "
+              f"{len(full)} fully cached runs)")
+        for i, (t, reused, n) in enumerate(warm, 1):
+            print(f"  warm run {i}: {t:.1f} s, {reused}/{n} parts from the cache")
+        print("\nslowest parts of the cold build (s):")
+        for p in sorted(data["parts"], key=lambda p: -p["seconds"])[:8]:
+            print(f"  {p['seconds']:7.1f}  {p['name']}")
+        latex = next((p["seconds"] for p in warm_data["parts"] if p["name"].startswith("LaTeX")), 0.0)
+        print(f"\nLaTeX in the last warm build: {latex:.1f} s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

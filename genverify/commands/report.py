@@ -1,0 +1,69 @@
+"""``genverify report [--out DIR] [--preset quick|homework] [--data-dir DIR] [--fresh]``: the derivation report.
+
+Walks the registry and the experiments, reuses cached parts, writes
+``report.tex`` and compiles ``report.pdf`` with latexmk when TeX is installed
+(see :mod:`genverify.report.build`). Exit codes: 0 built, 1 built but a check
+failed, or not built (LaTeX error, failed experiment; the previous report is
+kept), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+ORDER = 50
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="regenerate the derivation report (report.tex, report.pdf)",
+        description="Derive and check every registered result, run every experiment (KL fits, EM, "
+                    "NICE/VAE, the errata audit), and write the report grouped by homework question: "
+                    "report.tex, its figures, and report.pdf when latexmk is installed. Parts whose code "
+                    "and configuration did not change are reused from .genverify-cache/ beside the output "
+                    "directory. The build happens in a temporary directory and replaces the previous "
+                    "report only when it succeeded.",
+        epilog="examples:\n  genverify report                       # report/build/report.pdf, quick preset\n"
+               "  genverify report --preset homework --out /tmp/hw2\n"
+               "  genverify report --fresh                # recompute everything",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="output directory (default report/build); replaced as a whole on success")
+    p.add_argument("--preset", choices=("quick", "homework"), default="quick",
+                   help="experiment settings: quick (minutes on 2 CPU cores, default) or homework "
+                        "(the homework's epochs and sizes)")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="MNIST IDX files for the experiments (default: the embedded MNIST-5k)")
+    p.add_argument("--fresh", action="store_true", help="ignore the cache: recompute every part")
+    p.add_argument("--seed", type=int, default=0, help="base seed of checks and experiments (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device for the experiments (default cpu)")
+    p.add_argument("--tex-only", action="store_true", help="write report.tex but do not run LaTeX")
+    p.add_argument("--keep-going", action="store_true",
+                   help="build the report even if an experiment fails (the failure is shown in it)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genverify.report.build import DEFAULT_OUT, TEX_INSTALL_HINT, ReportError, build_report
+
+    out = args.out if args.out is not None else DEFAULT_OUT
+    try:
+        summary = build_report(out, preset=args.preset, data_dir=args.data_dir, fresh=args.fresh,
+                               seed=args.seed, device=args.device,
+                               latexmk=False if args.tex_only else True, keep_going=args.keep_going)
+    except ReportError as exc:
+        print(f"genverify report: {exc}", file=sys.stderr)
+        return 1
+    where = summary.pdf if summary.pdf is not None else summary.tex
+    print(f"wrote {where} ({summary.checks_total - summary.checks_failed}/{summary.checks_total} checks passed, "
+          f"{summary.seconds:.1f} s)")
+    if summary.pdf is None and not args.tex_only:
+        print(TEX_INSTALL_HINT)
+    if summary.checks_failed:
+        print(f"genverify report: {summary.checks_failed} check(s) FAILED; see the report", file=sys.stderr)
+        return 1
+    if summary.experiments_failed:
+        print(f"genverify report: experiment(s) failed: {', '.join(summary.experiments_failed)}", file=sys.stderr)
+        return 1
+    return 0

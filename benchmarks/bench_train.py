@@ -7,26 +7,30 @@ rounds (so load from other processes hits both alike), under three steps:
   implementation: a ``DataLoader`` over a ``Dataset`` that converts and
   dequantises (NICE) or binarises (VAE) one image at a time, default
   ``Adam`` (a per-parameter Python loop on CPU), float32.
-* ``fast fp32``: images kept as one tensor on the device, batched
-  dequantisation/binarisation by index, fused Adam, channels_last for the
-  convolutional VAE, gradients set to None.
-* ``fast bf16``: as ``fast fp32`` plus ``torch.autocast`` in bfloat16, used
-  only when the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA. For NICE
-  this keeps the flow exact: a coupling adds m(x_A) to x_B, which is
-  invertible with unit Jacobian whatever rounding m has, and the
-  log-determinant (the scaling layer) stays float32.
+* ``fast fp32``: the step of ``genverify train`` (``genverify.models.training``):
+  images kept as one tensor on the device, batched dequantisation/binarisation
+  by index, fused Adam, channels_last for the convolutional VAE, gradients set
+  to None.
+* ``fast bf16``: as ``fast fp32`` plus ``torch.autocast`` in bfloat16, which
+  ``genverify train`` uses (``--precision auto``) only when the CPU has native
+  bf16 (AVX512-BF16/AMX) or on CUDA. For NICE this keeps the flow exact: a
+  coupling adds m(x_A) to x_B, which is invertible with unit Jacobian whatever
+  rounding m has, and the log-determinant (the scaling layer) stays float32.
 
 Throughput counts data handling: images/s = 256 / (time to fetch a batch +
 forward + backward + optimiser step). Goals from the issue: NICE >= 1.5x and
 VAE >= 2x the plain step. Prints ratios; asserts nothing about time.
 
-Usage: ``python benchmarks/bench_train.py [--steps 8] [--rounds 3] [--device cpu]``
+``--check-precision`` also trains the ``quick`` preset's models with fp32 and
+with bf16 autocast from the same seed and prints their held-out scores, so the
+speed-up can be seen not to cost accuracy.
+
+Usage: ``python benchmarks/bench_train.py [--steps 6] [--rounds 3] [--device cpu] [--check-precision]``
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
@@ -72,31 +76,27 @@ def plain_batches(images, kind):
         yield from loader
 
 
-def fast_batches(images, kind, device, channels_last):
-    from genverify.models.images import binarize, dequantize
+def fast_batches(images, cfg, device, gen):
+    """The batches of ``genverify.models.training.train``: one tensor on the device, transformed by index."""
+    from genverify.models import training as T
 
-    data = torch.from_numpy(images).to(device).float().div_(255.0).unsqueeze(1)
+    data = T.as_image_tensor(images.reshape(len(images), -1).astype(np.float32) / 255.0, device)
+    memory_format = torch.channels_last if T._channels_last(cfg) else torch.contiguous_format
     n = len(data)
     while True:
-        perm = torch.randperm(n, device=device)
+        perm = torch.randperm(n, device=device, generator=gen)
         for start in range(0, n - BATCH + 1, BATCH):
-            x = data[perm[start:start + BATCH]]
-            x = dequantize(x) if kind == "nice" else binarize(x)
-            yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            yield T.model_input(data[perm[start:start + BATCH]], cfg, gen).contiguous(memory_format=memory_format)
 
 
 # ------------------------------------------------------------------ steps
 
 
-def make_model(kind, device, channels_last=False):
+def make_model(kind, device):
     from genverify.models import NICE, ConvVAE
 
     torch.manual_seed(0)
-    model = NICE() if kind == "nice" else ConvVAE()
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return (NICE() if kind == "nice" else ConvVAE()).to(device)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -109,28 +109,33 @@ class Runner:
     """One training set-up: model, optimiser, batch source; ``step()`` fetches a batch and trains on it."""
 
     def __init__(self, kind, images, device, mode):
+        from genverify.models import training as T
+
         self.device = device
-        fast = mode != "plain"
-        channels_last = fast and kind == "vae"
-        self.model = make_model(kind, device, channels_last)
-        params = self.model.parameters()
-        if fast:
-            self.opt = torch.optim.Adam(params, LR[kind], fused=True)
-        else:
-            self.opt = torch.optim.Adam(params, LR[kind])
-        self.batches = fast_batches(images, kind, device, channels_last) if fast else plain_batches(images, kind)
+        self.fast = mode != "plain"
         self.amp = mode == "fast bf16"
-        self.fast = fast
         self.last_loss = float("nan")
+        if self.fast:  # exactly what `genverify train --preset homework` runs per step
+            self.cfg = T.preset("homework", kind, device=str(device), precision="bf16" if self.amp else "fp32")
+            torch.manual_seed(0)
+            fmt = torch.channels_last if T._channels_last(self.cfg) else torch.contiguous_format
+            self.model = T.build_model(self.cfg).to(device=device, memory_format=fmt)
+            self.opt = T.make_optimizer(self.model, self.cfg.lr)
+            self.gen = torch.Generator(device=device).manual_seed(0)
+            self.batches = fast_batches(images, self.cfg, device, self.gen)
+        else:
+            self.model = make_model(kind, device)
+            self.opt = torch.optim.Adam(self.model.parameters(), LR[kind])
+            self.batches = plain_batches(images, kind)
 
     def step(self):
-        x = next(self.batches)
-        if not self.fast:
-            x = x.to(self.device)
-        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
-        with ctx:
-            loss = self.model.loss(x)
-        self.opt.zero_grad(set_to_none=True)
+        if self.fast:
+            from genverify.models.training import train_step
+
+            return train_step(self.model, self.opt, next(self.batches), self.gen, self.amp)
+        x = next(self.batches).to(self.device)
+        loss = self.model.loss(x)
+        self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         return loss
@@ -145,15 +150,54 @@ class Runner:
         return times
 
 
+def check_precision(device: torch.device) -> None:
+    """Train the quick preset's NICE (binary input) and VAE in fp32 and in bf16 autocast; compare held-out NLL."""
+    import math
+    import tempfile
+
+    from genverify.models import training as T
+
+    print("\nprecision check: quick preset, same seed, held-out NLL in nats/image (lower is better)")
+    for kind in ("nice", "vae"):
+        scores = {}
+        for precision in ("fp32", "bf16"):
+            cfg = T.preset("quick", kind, precision=precision, device=str(device),
+                           **({"nice_input": "binary"} if kind == "nice" else {}))
+            train_x, held_x = T.load_split(cfg)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = T.train(cfg, tmp, data=train_x, show_progress=False)
+            x = T.held_out_binary(held_x, cfg.split_seed)
+            gen = torch.Generator(device=device).manual_seed(1)
+            if kind == "nice":
+                nll = T.nice_nll_bound(result.model, x, levels=2, k=1, generator=gen)["bound"]
+            else:
+                nll = T.vae_nll(result.model, x, k=16, generator=gen)["iw"]
+            scores[precision] = nll.double()
+            print(f"  {kind} {precision}: {float(nll.mean()):8.2f} +/- {float(nll.std()) / math.sqrt(len(nll)):.2f}"
+                  f"  (train {result.train_seconds:6.1f} s, final train loss {result.history[-1]['loss']:.2f})")
+        d = scores["bf16"] - scores["fp32"]
+        print(f"  {kind} bf16 - fp32, paired over images: {float(d.mean()):+.2f} +/- "
+              f"{float(d.std()) / math.sqrt(len(d)):.2f} nats")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per set-up per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", default="nice,vae")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: torch's choice, one per core); 1 gives ratios that are "
+                             "robust to other processes sharing the cores")
+    parser.add_argument("--check-precision", action="store_true",
+                        help="also train the quick models in fp32 and bf16 and compare their held-out NLL")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1:
         raise ValueError("--steps and --rounds must be >= 1")
+    if args.threads < 0:
+        raise ValueError("--threads must be >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     images = load_uint8_images()
     modes = ["plain", "fast fp32"] + (["fast bf16"] if bf16_supported(device) else [])
@@ -183,6 +227,8 @@ def main(argv=None) -> int:
     goals = {"nice": 1.5, "vae": 2.0}
     print("\nratio (best step / plain) vs goal: " + ", ".join(
         f"{k} {v:.2f}x (goal {goals.get(k, float('nan'))}x)" for k, v in worst.items()))
+    if args.check_precision and bf16_supported(device):
+        check_precision(device)
     return 0
 
 

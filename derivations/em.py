@@ -268,6 +268,7 @@ def _one_hot_log_linear(value_at_j: sp.Expr, what: str) -> tuple[sp.Expr, list[S
     return pmf, steps
 
 
+@functools.lru_cache(maxsize=None)
 def derive_latent_prior() -> Derivation:
     """2b-i: P(z^(i) | pi) = prod_k pi_k^{z_k^(i)}."""
     pmf, steps = _one_hot_log_linear(pi[j], "pi_j")
@@ -275,6 +276,7 @@ def derive_latent_prior() -> Derivation:
     return Derivation(pmf, tuple(steps))
 
 
+@functools.lru_cache(maxsize=None)
 def derive_conditional_likelihood() -> Derivation:
     """2b-i: P(x^(i) | z^(i), p) = prod_k P(x^(i) | p^(k))^{z_k^(i)}."""
     given_j = image_likelihood(j, i)
@@ -289,6 +291,7 @@ def derive_conditional_likelihood() -> Derivation:
 # ----------------------------------------------------------------- 2b-ii
 
 
+@functools.lru_cache(maxsize=None)
 def derive_complete_data_likelihood() -> Derivation:
     """2b-ii: P(Z, X | pi, p) = prod_i P(z^(i) | pi) P(x^(i) | z^(i), p)."""
     prior = derive_latent_prior().result
@@ -336,6 +339,7 @@ def _joint_at(component: sp.Symbol) -> tuple[sp.Expr, tuple[Step, ...]]:
                                 sp.Eq(sp.Symbol(f"P(x[i], z[i, {component}] = 1)"), joint)),)
 
 
+@functools.lru_cache(maxsize=None)
 def derive_mixture_likelihood() -> Derivation:
     """2a-ii: P(x^(i) | pi, p) = sum_k pi_k P(x^(i) | p^(k)), by summing the joint over the K codes."""
     joint, steps = _joint_at(j)
@@ -377,6 +381,7 @@ def derive_em_responsibility() -> Derivation:
 # ----------------------------------------------------------------- Q
 
 
+@functools.lru_cache(maxsize=None)
 def derive_em_expected_complete_log_likelihood() -> Derivation:
     """Q(pi, p) = E_{Z|X}[log P(Z, X | pi, p)] = sum_i sum_k eta_k^(i) [log pi_k + log P(x^(i) | p^(k))]."""
     complete = derive_complete_data_likelihood().result

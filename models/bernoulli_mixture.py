@@ -434,8 +434,10 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                              f"(device is {device.type!r}); use backend='float32' or 'auto'")
         return "int8" if works else "float32"
 
-    def _kernel(self, X) -> _EMKernel:
-        return _EMKernel(self._binary(X), torch.device(self._device_), self._backend_)
+    def _kernel(self, x: np.ndarray) -> _EMKernel:
+        """Binary ``x`` held on the resolved device in the resolved backend's form."""
+        device = self._resolve_device()
+        return _EMKernel(x, device, self._resolve_backend(device))
 
     # -------------------------------------------------------------- fitting
 
@@ -462,7 +464,6 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
             counts = x.sum(axis=1, dtype=np.float64)  # |x_n|; Hamming(x, c) = |x| + |c| - 2 x.c
             if self.init_params == "random_from_data":
                 centers = rng.choice(n, size=k, replace=False)
-                dist = counts[:, None] + counts[centers][None, :] - 2.0 * kernel.dot(x[centers])
             else:
                 centers = [int(rng.randint(n))]
                 best = counts + counts[centers[0]] - 2.0 * kernel.dot(x[centers])[:, 0]
@@ -471,7 +472,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                     nxt = int(rng.choice(n, p=best / total)) if total > 0 else int(rng.randint(n))
                     centers.append(nxt)
                     best = np.minimum(best, counts + counts[nxt] - 2.0 * kernel.dot(x[[nxt]])[:, 0])
-                dist = counts[:, None] + counts[centers][None, :] - 2.0 * kernel.dot(x[centers])
+            dist = counts[:, None] + counts[centers][None, :] - 2.0 * kernel.dot(x[centers])
             labels = np.argmin(dist, axis=1)
         resp = np.zeros((n, k))
         resp[np.arange(n), labels] = 1.0
@@ -522,9 +523,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         n = x.shape[0]
         if self.n_components > n:
             raise ValueError(f"n_components={self.n_components} must be <= n_samples={n}")
-        device = self._resolve_device()
-        self._device_, self._backend_ = str(device), self._resolve_backend(device)
-        kernel = _EMKernel(x, device, self._backend_)
+        kernel = self._kernel(x)
         rng = check_random_state(self.random_state)
         best = None
         for init in range(self.n_init):
@@ -550,7 +549,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         return validate_data(self, X, reset=False, dtype="numeric")
 
     def _log_joint(self, X) -> np.ndarray:
-        return self._kernel(self._check_X(X)).joint(self.weights_, self.means_)
+        return self._kernel(self._binary(self._check_X(X))).joint(self.weights_, self.means_)
 
     def score_samples(self, X) -> np.ndarray:
         """log P(x_n) per sample, nats, shape (N,)."""

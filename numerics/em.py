@@ -133,13 +133,13 @@ def _log_weights(w: np.ndarray) -> np.ndarray:
 def _bernoulli_log_likelihood(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     # Two matrix products, each a sum of same-signed terms: no cancellation,
     # unlike the one-product form X @ logit(P).T + sum(log1p(-P)).
-    with np.errstate(divide="ignore"):
-        log_p = np.log(P)
-        log_q = np.log1p(-P)
     if X.shape[0] > _ROW_BLOCK:
         # Bound the (rows, D) temporary 1 - X: 60,000 MNIST images would need 376 MB at once.
         return np.concatenate([_bernoulli_log_likelihood(X[s:s + _ROW_BLOCK], P)
                                for s in range(0, X.shape[0], _ROW_BLOCK)])
+    with np.errstate(divide="ignore"):
+        log_p = np.log(P)
+        log_q = np.log1p(-P)
     if np.all(np.isfinite(log_p)) and np.all(np.isfinite(log_q)):
         return X @ log_p.T + (1.0 - X) @ log_q.T
     # A boundary probability (0 or 1, as the unsmoothed M-step can produce):
@@ -151,11 +151,16 @@ def _bernoulli_log_likelihood(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     return out
 
 
-def _joint_log(X, weights, P) -> np.ndarray:
-    """log pi_k + log P(x^(i) | p^(k)), the (N, K) log joint log P(x^(i), z_k^(i) = 1)."""
+def _check_mixture(X, weights, P) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated ``(X, weights, P)``, checked in the order X, P, weights."""
     X = _binary_matrix("X", X)
     P = _probabilities("P", P, X.shape[1])
-    w = _weights("weights", weights, P.shape[0])
+    return X, _weights("weights", weights, P.shape[0]), P
+
+
+def _joint_log(X, weights, P) -> np.ndarray:
+    """log pi_k + log P(x^(i) | p^(k)), the (N, K) log joint log P(x^(i), z_k^(i) = 1)."""
+    X, w, P = _check_mixture(X, weights, P)
     return _log_weights(w)[None, :] + _bernoulli_log_likelihood(X, P)
 
 
@@ -256,9 +261,7 @@ def responsibilities_product_form(X, weights, P) -> np.ndarray:
     >>> responsibilities(X, [0.5, 0.5], P)[0, 1]   # 1 / (1 + (0.3/0.25)**784), about e^{-142.9}
     np.float64(8.354...e-63)
     """
-    X = _binary_matrix("X", X)
-    P = _probabilities("P", P, X.shape[1])
-    w = _weights("weights", weights, P.shape[0])
+    X, w, P = _check_mixture(X, weights, P)
     with np.errstate(all="ignore"):
         pixel = P[None, :, :] ** X[:, None, :] * (1.0 - P[None, :, :]) ** (1.0 - X[:, None, :])
         numerator = w[None, :] * np.prod(pixel, axis=2)
@@ -275,11 +278,8 @@ def expected_complete_log_likelihood(X, resp, weights, P) -> float:
     ``resp`` is the ``(N, K)`` matrix :math:`\eta` (rows sum to 1). Terms with
     :math:`\eta^{(i)}_k = 0` count as 0 even where the bracket is ``-inf``.
     """
-    X = _binary_matrix("X", X)
-    P = _probabilities("P", P, X.shape[1])
-    w = _weights("weights", weights, P.shape[0])
-    r = _responsibility_matrix("resp", resp, X.shape[0], P.shape[0])
-    bracket = _log_weights(w)[None, :] + _bernoulli_log_likelihood(X, P)
+    bracket = _joint_log(X, weights, P)
+    r = _responsibility_matrix("resp", resp, *bracket.shape)
     with np.errstate(invalid="ignore"):
         terms = np.where(r > 0.0, r * bracket, 0.0)
     return float(np.sum(terms))
@@ -318,13 +318,9 @@ def complete_data_log_likelihood(X, Z, weights, P) -> float:
 
     ``Z`` is the ``(N, K)`` matrix of one-hot codes.
     """
-    X = _binary_matrix("X", X)
-    P = _probabilities("P", P, X.shape[1])
-    w = _weights("weights", weights, P.shape[0])
-    Z = _one_hot_matrix("Z", Z, X.shape[0], P.shape[0])
-    rows = np.arange(X.shape[0])
-    hot = np.argmax(Z, axis=1)
-    return float(np.sum(_log_weights(w)[hot] + _bernoulli_log_likelihood(X, P)[rows, hot]))
+    joint = _joint_log(X, weights, P)
+    Z = _one_hot_matrix("Z", Z, *joint.shape)
+    return float(np.sum(joint[np.arange(joint.shape[0]), np.argmax(Z, axis=1)]))
 
 
 def m_step(X, resp, prior=None) -> tuple[np.ndarray, np.ndarray]:

@@ -141,7 +141,6 @@ def test_em_log_likelihood_never_decreases(seed, n, d, k, alpha, backend, init):
     assume(k <= n)
     x = _planted(seed, n, d, k)[0]
     bm = BernoulliMixture(k, alpha=alpha, backend=backend, init_params=init, random_state=seed % 1000)
-    bm._device_, bm._backend_ = "cpu", backend
     kernel = _EMKernel(x, CPU, backend)
     rng = np.random.RandomState(seed % 1000)
     weights, means = bm._params_from_sums(*kernel.resp_sums(bm._initial_resp(kernel, x, rng)), n)

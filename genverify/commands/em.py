@@ -93,12 +93,7 @@ def run(args: argparse.Namespace) -> int:
                           max_iter=args.max_iter, tol=args.tol, alpha=args.alpha, source=source, data_dir=data_dir,
                           split=args.split, device=args.device)
     console = Console(width=None if Console().is_terminal else 140)
-
-    def log(msg):
-        if not args.no_progress:
-            print(f"em: {msg}", file=sys.stderr, flush=True)
-
-    out = run_em_experiment(settings, Path(args.out), show_progress=not args.no_progress, log=log)
+    out = run_em_experiment(settings, Path(args.out), show_progress=not args.no_progress)
     t = out.tables["em"]
     table = Table(title="genverify em")
     for col in t.columns:

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from genverify.checks import check
+from genverify.checks import check, relative_error
 from genverify.derivations import em
 from genverify.numerics import em as nem
 from genverify.registry import Check, Outcome, Param, Result, register
@@ -109,12 +109,6 @@ def random_problems(rng: np.random.Generator, count: int, max_size: int = MAX_CH
     return [Problem(rng, *s) for s in chosen]
 
 
-def _rel(a: float, b: float) -> float:
-    if a == b:
-        return 0.0
-    return abs(a - b) / max(abs(b), 1e-300)
-
-
 # ----------------------------------------------------------------- check factories
 
 
@@ -153,7 +147,7 @@ def numeric_matches_indexed(value: Callable[[Problem, dict], float], problems: i
             for index in prob.index_points(result):
                 want = float(evaluate(result.expr, prob, index))
                 got = float(value(prob, {str(s): int(v) for s, v in index.items()}))
-                err = _rel(got, want)
+                err = float(relative_error(got, want))
                 if err > worst:
                     worst = err
                     if err > rtol:
@@ -368,7 +362,7 @@ def _complete_marginalises(result, rng):
         for codes in itertools.product(range(K_), repeat=N_):
             total += np.exp(nem.complete_data_log_likelihood(X, np.eye(K_)[list(codes)], w, P))
         want = np.exp(nem.mixture_log_likelihood(X, w, P))
-        worst = max(worst, _rel(float(total), float(want)))
+        worst = max(worst, float(relative_error(total, want)))
     return Outcome(worst <= 1e-12, f"max rel err {worst:.1e} (20 random N, K, D <= 4)")
 
 

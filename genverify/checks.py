@@ -31,8 +31,14 @@ def check(name: str, kind: str) -> Callable[[Callable[[Result, np.random.Generat
 
 
 def lambdify_result(result: Result, expr: sp.Expr | None = None) -> Callable[..., np.ndarray]:
-    """Vectorised float64 evaluation of ``expr`` (default: the derived result)."""
+    """Vectorised float64 evaluation of ``expr`` (default: the derived result).
+
+    A matrix (a vector-valued result) evaluates to its components stacked on the last axis.
+    """
     expr = result.expr if expr is None else expr
+    if isinstance(expr, sp.MatrixBase):
+        parts = [lambdify_result(result, e) for e in expr]
+        return lambda values: np.stack([f(values) for f in parts], axis=-1)
     f = sp.lambdify([p.symbol for p in result.params], expr, modules=["scipy", "numpy"])
     names = [p.name for p in result.params]
 
@@ -114,7 +120,8 @@ def numeric_matches_derivation(n: int = 2000, rtol: float = 1e-10,
         i = int(np.argmax(err)) if err.size else 0
         detail = ""
         if worst > rtol:
-            point = {k: float(v[i]) for k, v in vals.items()}
+            row = np.unravel_index(i, err.shape)[0] if err.ndim else i  # a vector result: the point's row
+            point = {k: float(v[row]) for k, v in vals.items()}
             detail = f"at {point}: numeric {got.flat[i]!r}, derivation {want.flat[i]!r}"
         return Outcome(worst <= rtol, f"max rel err {worst:.1e} ({n} pts)", detail, {"max_rel_err": worst})
 

@@ -44,6 +44,8 @@ _DT = torch.float64
 #: Trapezoid grid in u = (x - m)/s for expectations under q.
 _U = torch.linspace(-12.0, 12.0, 4801, dtype=_DT)
 _LOG_PHI = Normal(torch.tensor(0.0, dtype=_DT), torch.tensor(1.0, dtype=_DT)).log_prob(_U)
+#: Trapezoid grid size over the target for the forward KL.
+_N_GRID = 8001
 
 
 @contextlib.contextmanager
@@ -66,26 +68,38 @@ def mixture_distribution(target: GaussianMixture1D) -> MixtureSameFamily:
     return MixtureSameFamily(Categorical(probs=t(target.weights)), Normal(t(target.means), t(target.sds)))
 
 
-def _x_grid(target: GaussianMixture1D, n: int) -> torch.Tensor:
+_Grid = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _forward_grid(target: GaussianMixture1D, n_grid: int = _N_GRID) -> _Grid:
+    """What forward KL needs of the fixed target: a grid x over it, p(x), and ∫ p log p (trapezoid)."""
     lo, hi = target.bounds()
-    return torch.linspace(lo, hi, n, dtype=_DT)
+    x = torch.linspace(lo, hi, n_grid, dtype=_DT)
+    log_p = mixture_distribution(target).log_prob(x)
+    p = torch.exp(log_p)
+    return x, p, torch.trapezoid(p * log_p, x)
 
 
-def forward_kl_torch(target: GaussianMixture1D, m: torch.Tensor, s: torch.Tensor, n_grid: int = 8001) -> torch.Tensor:
+def _forward_kl(grid: _Grid, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    x, p, neg_entropy = grid
+    return neg_entropy - torch.trapezoid(p * Normal(m, s).log_prob(x), x)
+
+
+def _reverse_kl(p: MixtureSameFamily, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    x = m + s * _U
+    integrand = torch.exp(_LOG_PHI) * (Normal(m, s).log_prob(x) - p.log_prob(x))
+    return torch.trapezoid(integrand, _U)
+
+
+def forward_kl_torch(target: GaussianMixture1D, m: torch.Tensor, s: torch.Tensor,
+                     n_grid: int = _N_GRID) -> torch.Tensor:
     """KL(p || N(m, s^2)) by the trapezoid rule on a grid over the target (differentiable in m, s)."""
-    p = mixture_distribution(target)
-    x = _x_grid(target, n_grid)
-    log_p = p.log_prob(x)
-    integrand = torch.exp(log_p) * (log_p - Normal(m, s).log_prob(x))
-    return torch.trapezoid(integrand, x)
+    return _forward_kl(_forward_grid(target, n_grid), m, s)
 
 
 def reverse_kl_torch(target: GaussianMixture1D, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """KL(N(m, s^2) || p) = E_u[log q(m + s u) - log p(m + s u)], trapezoid in u (differentiable in m, s)."""
-    p = mixture_distribution(target)
-    x = m + s * _U
-    integrand = torch.exp(_LOG_PHI) * (Normal(m, s).log_prob(x) - p.log_prob(x))
-    return torch.trapezoid(integrand, _U)
+    return _reverse_kl(mixture_distribution(target), m, s)
 
 
 def fit_kl_torch(target: GaussianMixture1D, divergence: str, start: tuple[float, float],
@@ -103,18 +117,18 @@ def fit_kl_torch(target: GaussianMixture1D, divergence: str, start: tuple[float,
 def _fit(target: GaussianMixture1D, divergence: str, m0: float, s0: float, max_iter: int, tol: float) -> GaussianFit:
     m = torch.tensor(m0, dtype=_DT, requires_grad=True)
     log_s = torch.tensor(math.log(s0), dtype=_DT, requires_grad=True)
+    # p is fixed: build its distribution (for forward KL: its grid, density and entropy term) once,
+    # outside the LBFGS closure.
     if divergence == "forward":
-        # p is fixed: its grid, density and entropy term are computed once, outside the loop.
-        x = _x_grid(target, 8001)
-        log_p = mixture_distribution(target).log_prob(x)
-        p = torch.exp(log_p)
-        neg_entropy = torch.trapezoid(p * log_p, x)
+        grid = _forward_grid(target)
 
         def kl(s_):
-            return neg_entropy - torch.trapezoid(p * Normal(m, s_).log_prob(x), x)
+            return _forward_kl(grid, m, s_)
     else:
+        p = mixture_distribution(target)
+
         def kl(s_):
-            return reverse_kl_torch(target, m, s_)
+            return _reverse_kl(p, m, s_)
 
     opt = torch.optim.LBFGS([m, log_s], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
                             tolerance_change=1e-16, history_size=20, line_search_fn="strong_wolfe")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -61,6 +61,7 @@ __all__ = [
     "SquaredLatentModel",
     "bimodal",
     "default_starts",
+    "distinct_optima",
     "conjugate_log_evidence",
     "conjugate_posterior",
     "elbo_conjugate",
@@ -86,7 +87,25 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _HALF_WIDTH = 12.0
 
 
+def _normal_logpdf(x, m, s):
+    """log N(x | m, s^2)."""
+    return -0.5 * _LOG_2PI - np.log(s) - 0.5 * ((x - m) / s) ** 2
+
+
 # ----------------------------------------------------------------- quadrature
+
+
+@functools.lru_cache(maxsize=16)
+def _legendre_panels(lo: float, hi: float, n_panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of composite Gauss-Legendre on [lo, hi]: ``n_panels`` equal panels of ``order`` nodes."""
+    t, wt = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(lo, hi, n_panels + 1)
+    h = edges[1] - edges[0]
+    nodes = (edges[:-1, None] + 0.5 * h * (t + 1.0)).ravel()
+    weights = (0.5 * h * np.broadcast_to(wt, (n_panels, order))).ravel()
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,12 +117,8 @@ def _normal_rule(n_panels: int = 128, order: int = 16,
     normal density (exact up to the 4e-33 tail mass for polynomials of degree
     < 2 * order on each panel).
     """
-    t, wt = np.polynomial.legendre.leggauss(order)
-    edges = np.linspace(-half_width, half_width, n_panels + 1)
-    h = edges[1] - edges[0]
-    u = (edges[:-1, None] + 0.5 * h * (t + 1.0)).ravel()
-    omega = (0.5 * h * np.broadcast_to(wt, (n_panels, order))).ravel() * np.exp(-0.5 * u * u - 0.5 * _LOG_2PI)
-    u.setflags(write=False)
+    u, weights = _legendre_panels(-half_width, half_width, n_panels, order)
+    omega = weights * np.exp(-0.5 * u * u - 0.5 * _LOG_2PI)
     omega.setflags(write=False)
     return u, omega
 
@@ -232,7 +247,7 @@ class GaussianMixture1D:
     # -- density
     def _component_logpdf(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)[..., None]
-        return self._log_w - np.log(self._sd) - 0.5 * _LOG_2PI - 0.5 * ((x - self._mu) / self._sd) ** 2
+        return self._log_w + _normal_logpdf(x, self._mu, self._sd)
 
     def logpdf(self, x) -> np.ndarray:
         """log p(x), by log-sum-exp over the components (finite far into the tails)."""
@@ -296,10 +311,6 @@ def bimodal(separation: float = 6.0, weights: Sequence[float] = DEFAULT_WEIGHTS,
 
 
 # ----------------------------------------------------------------- the two divergences
-
-
-def _normal_logpdf(x, m, s):
-    return -0.5 * _LOG_2PI - np.log(s) - 0.5 * ((x - m) / s) ** 2
 
 
 def _check_ms(m, s) -> tuple[np.ndarray, np.ndarray]:
@@ -412,6 +423,20 @@ def _minimize(fun, start: tuple[float, float], tol: float, max_iter: int) -> tup
     return m, math.exp(log_s), converged, int(res.nit)
 
 
+def distinct_optima(fits: Iterable[GaussianFit], m_tol: float, s_tol: float = math.inf,
+                    log_s_tol: float = math.inf) -> list[GaussianFit]:
+    """The fits that are not the same optimum as an earlier one, in order (so pass them best first).
+
+    Two fits are the same optimum when |Δm| <= m_tol, |Δs| <= s_tol and |Δ log s| <= log_s_tol.
+    """
+    out: list[GaussianFit] = []
+    for f in fits:
+        if not any(abs(f.m - o.m) <= m_tol and abs(f.s - o.s) <= s_tol and abs(math.log(f.s / o.s)) <= log_s_tol
+                   for o in out):
+            out.append(f)
+    return out
+
+
 def default_starts(target: Target, n_init: int) -> list[tuple[float, float]]:
     """n_init starting points (m, s): means spread over mean -/+ 2 sd of p, each with s = sd/2.
 
@@ -479,10 +504,7 @@ class KLGaussianFit:
                                     ok, nit, start))
         key = (lambda r: r.forward_kl) if self.divergence == "forward" else (lambda r: r.reverse_kl)
         scale = math.sqrt(float(target.var()))
-        optima: list[GaussianFit] = []
-        for r in sorted(runs, key=lambda r: (key(r), r.m)):
-            if not any(abs(r.m - o.m) <= 1e-4 * scale and abs(math.log(r.s / o.s)) <= 1e-4 for o in optima):
-                optima.append(r)
+        optima = distinct_optima(sorted(runs, key=lambda r: (key(r), r.m)), m_tol=1e-4 * scale, log_s_tol=1e-4)
         best = optima[0]
         self.runs_ = tuple(runs)
         self.optima_ = tuple(optima)
@@ -609,11 +631,11 @@ class SquaredLatentModel:
 
     def log_likelihood(self, z) -> np.ndarray:
         z = np.asarray(z, dtype=float)
-        return -0.5 * _LOG_2PI - math.log(self.sigma_x) - (self.x - z * z) ** 2 / (2 * self.sigma_x**2)
+        return _normal_logpdf(self.x, z * z, self.sigma_x)
 
     def log_joint(self, z) -> np.ndarray:
         z = np.asarray(z, dtype=float)
-        return self.log_likelihood(z) - 0.5 * _LOG_2PI - 0.5 * z * z
+        return self.log_likelihood(z) + _normal_logpdf(z, 0.0, 1.0)
 
     def log_evidence(self) -> float:
         return self._log_evidence
@@ -635,12 +657,8 @@ class SquaredLatentModel:
 
     def expect(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """E_{p(z|x)}[f(z)] by composite Gauss-Legendre on the bounds."""
-        lo, hi = self.bounds()
-        t, wt = np.polynomial.legendre.leggauss(16)
-        edges = np.linspace(lo, hi, 513)
-        h = edges[1] - edges[0]
-        zs = (edges[:-1, None] + 0.5 * h * (t + 1.0)).ravel()
-        ws = (0.5 * h * np.broadcast_to(wt, (512, 16))).ravel() * self.pdf(zs)
+        zs, weights = _legendre_panels(*self.bounds(), 512, 16)
+        ws = weights * self.pdf(zs)
         return np.sum(ws * f(zs), axis=-1)
 
     def mean(self) -> float:
@@ -661,7 +679,7 @@ class SquaredLatentModel:
 
 def maximize_elbo(model: SquaredLatentModel, starts: Sequence[tuple[float, float]] | None = None,
                   n_init: int = 6, tol: float = 1e-10) -> list[GaussianFit]:
-    """Maximise ``model.elbo(m, s)`` over Gaussian q = N(m, s^2) from several starts (Nelder-Mead).
+    """Maximise ``model.elbo(m, s)`` over Gaussian q = N(m, s^2) from several starts (Nelder-Mead, ``xatol=tol``).
 
     Derivative-free on purpose: this route shares no gradient code with
     :func:`fit_reverse_kl`, so their agreement on the posterior is evidence
@@ -675,7 +693,7 @@ def maximize_elbo(model: SquaredLatentModel, starts: Sequence[tuple[float, float
     for m0, s0 in starts:
         neg = lambda th: -float(model.elbo(th[0], math.exp(th[1])))  # noqa: E731
         res = optimize.minimize(neg, np.array([m0, math.log(s0)]), method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
+                                options={"xatol": tol, "fatol": 1e-14, "maxiter": 4000})
         m, s = float(res.x[0]), math.exp(float(res.x[1]))
         fits.append(GaussianFit(m, s, float(forward_kl(model, m, s)), float(reverse_kl(model, m, s)),
                                 bool(res.success), int(res.nit), (float(m0), float(s0))))

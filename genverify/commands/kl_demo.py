@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    import numpy as np
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -104,10 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     from genverify.results.q1bc_kl_fit import BIMODAL_MODEL, kl_fit_report
 
-    current = float(target.means.max() - target.means.min())
-    separations = np.linspace(0.0, max(10.0, 1.5 * current), args.sweep_points)
-    report = kl_fit_report(target, out, separations=separations, n_init=args.starts,
-                           model=None if args.no_elbo else BIMODAL_MODEL, show_progress=not args.quiet)
+    report = kl_fit_report(target, out, n_init=args.starts, model=None if args.no_elbo else BIMODAL_MODEL,
+                           show_progress=not args.quiet, sweep_points=args.sweep_points)
     console = Console(width=None if Console().is_terminal else 120)
     console.print(f"target p = {target!r}: mean {target.mean():.4f}, sd {target.sd():.4f}", markup=False,
                   highlight=False)

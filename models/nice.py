@@ -34,7 +34,7 @@ import math
 import torch
 from torch import nn
 
-from .images import validate_images
+from .images import mlp, validate_images, validate_int
 
 __all__ = ["AdditiveCoupling", "LogisticPrior", "NICE", "logistic_log_prob"]
 
@@ -71,16 +71,6 @@ class LogisticPrior:
         return temperature * (torch.log(u) - torch.log1p(-u))
 
 
-def _mlp(n_in: int, n_out: int, hidden_features: int, n_hidden_layers: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = n_in
-    for _ in range(n_hidden_layers):
-        layers += [nn.Linear(width, hidden_features), nn.ReLU()]
-        width = hidden_features
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
-
-
 class AdditiveCoupling(nn.Module):
     r"""Additive coupling on a split ``h = (h_A, h_B)``: ``(h_A, h_B) -> (h_A, h_B + m(h_A))``, log|det J| = 0.
 
@@ -94,7 +84,7 @@ class AdditiveCoupling(nn.Module):
         self.n_second = n_features - self.n_first
         self.flip = bool(flip)
         n_cond, n_shift = (self.n_second, self.n_first) if flip else (self.n_first, self.n_second)
-        self.net = _mlp(n_cond, n_shift, hidden_features, n_hidden_layers)
+        self.net = mlp([n_cond, *[hidden_features] * n_hidden_layers, n_shift])
 
     def _split(self, h):
         a, b = h[:, : self.n_first], h[:, self.n_first:]
@@ -147,8 +137,7 @@ class NICE(nn.Module):
         super().__init__()
         for name, value, low in (("n_features", n_features, 2), ("n_coupling_blocks", n_coupling_blocks, 1),
                                  ("n_hidden_layers", n_hidden_layers, 1), ("hidden_features", hidden_features, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            validate_int(name, value, low)
         if image_shape is None:
             image_shape = (1, 28, 28) if n_features == 784 else (n_features,)
         image_shape = tuple(image_shape)
@@ -231,8 +220,7 @@ class NICE(nn.Module):
         Temperature T < 1 concentrates the draw (smoother samples); T = 1 samples the model.
         Values are not clipped: callers showing images clip to [0, 1].
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        validate_int("n", n)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
         p = self.log_scale

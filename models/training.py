@@ -45,10 +45,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .images import binarize, dequantize, validate_images
+from .images import binarize, dequantize, validate_images, validate_int
+from .nice import NICE
+from .vae import MLPVAE, ConvVAE
 
 __all__ = ["CHECKPOINT", "DivergedError", "PRESETS", "TrainConfig", "TrainResult", "available_devices",
-           "build_model", "load_checkpoint", "load_split", "preset", "resolve_device", "train", "use_bf16"]
+           "build_model", "check_resume_target", "load_checkpoint", "load_split", "n_parameters", "preset",
+           "resolve_device", "train", "use_bf16"]
 
 CHECKPOINT = "checkpoint.pt"
 IMAGE_SHAPE = (1, 28, 28)
@@ -251,9 +254,6 @@ def model_input(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator | 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The model ``cfg`` describes, freshly initialised from the current torch seed (float32, CPU)."""
-    from .nice import NICE
-    from .vae import MLPVAE, ConvVAE
-
     if cfg.model == "nice":
         return NICE(784, n_coupling_blocks=cfg.n_coupling_blocks, n_hidden_layers=cfg.n_hidden_layers,
                     hidden_features=cfg.hidden_features)
@@ -263,8 +263,14 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return MLPVAE(784, hidden_features=cfg.mlp_hidden, latent_dim=cfg.latent_dim)
 
 
-def _channels_last(cfg: TrainConfig) -> bool:
-    return cfg.model == "vae" and cfg.vae_arch == "conv"
+def n_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model``: the elements of all its parameter tensors."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """channels_last for the conv VAE (faster convolutions), the default layout otherwise."""
+    return torch.channels_last if cfg.model == "vae" and cfg.vae_arch == "conv" else torch.contiguous_format
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -277,8 +283,6 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def training_loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean negative log-likelihood (NICE) or negative ELBO (VAE), nats per image, without re-checking ``x``."""
-    from .nice import NICE
-
     if isinstance(model, NICE):
         return -model.log_prob(x).mean()
     return -model._elbo(x, generator).mean()
@@ -359,6 +363,18 @@ class TrainResult:
         return float(sum(h["seconds"] for h in self.history))
 
 
+def check_resume_target(out_dir: str | Path, resume: bool | str) -> Path:
+    """``out_dir/checkpoint.pt`` after checking that ``resume`` (see :func:`train`) fits what is there."""
+    path = Path(out_dir) / CHECKPOINT
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
+    if resume is True and not path.is_file():
+        raise ValueError(f"--resume: no checkpoint to resume from at {path}")
+    if resume is False and path.exists():
+        raise ValueError(f"{path} already exists; resume it (--resume) or choose another output directory")
+    return path
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool | str = False, data=None,
           show_progress: bool = True, log=None) -> TrainResult:
     """Train ``cfg.model`` for ``cfg.epochs`` epochs, checkpointing to ``out_dir/checkpoint.pt`` after each.
@@ -377,21 +393,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool | str = False, 
     log = log or (lambda msg: None)
     device = resolve_device(cfg.device)
     amp = use_bf16(cfg.precision, device)
-    out_dir = Path(out_dir)
-    path = out_dir / CHECKPOINT
-    if resume not in (True, False, "auto"):
-        raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
-    if resume is True and not path.is_file():
-        raise ValueError(f"--resume: no checkpoint to resume from at {path}")
-    if resume is False and path.exists():
-        raise ValueError(f"{path} already exists; resume it (--resume) or choose another output directory")
+    path = check_resume_target(out_dir, resume)
 
     x_all = as_image_tensor(load_split(cfg)[0] if data is None else data, device)
-    channels_last = _channels_last(cfg)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(cfg)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(device=device, memory_format=memory_format)
+    model = build_model(cfg).to(device=device, memory_format=fmt)
     optimizer = make_optimizer(model, cfg.lr)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
@@ -423,7 +431,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool | str = False, 
                    disable=not show_progress, unit="batch")
         for step in range(n_batches):
             idx = perm[step * bs:(step + 1) * bs]
-            x = model_input(x_all[idx], cfg, gen).contiguous(memory_format=memory_format)
+            x = model_input(x_all[idx], cfg, gen).contiguous(memory_format=fmt)
             loss = train_step(model, optimizer, x, gen, amp)
             total += loss * len(idx)
             if (step + 1) % log_every == 0 or step + 1 == n_batches:
@@ -464,6 +472,17 @@ def held_out_binary(x: torch.Tensor, split_seed: int = 0) -> torch.Tensor:
     return binarize(x, torch.Generator().manual_seed(10_000 + int(split_seed)))
 
 
+def held_out_input(cfg: TrainConfig, held_x) -> tuple[torch.Tensor, int]:
+    """(images, grey levels per pixel) a model of ``cfg`` is scored on, on the CPU.
+
+    NICE trained on grey levels: the held-out images as they are (256 levels);
+    otherwise the fixed binarisation of :func:`held_out_binary` (2 levels).
+    """
+    if cfg.model == "nice" and cfg.nice_input == "grey":
+        return as_image_tensor(held_x, torch.device("cpu")), 256
+    return held_out_binary(held_x, cfg.split_seed), 2
+
+
 @torch.no_grad()
 def nice_nll_bound(model: nn.Module, x: torch.Tensor, levels: int, k: int = 1,
                    generator: torch.Generator | None = None, batch_size: int = 500) -> dict[str, torch.Tensor]:
@@ -483,8 +502,7 @@ def nice_nll_bound(model: nn.Module, x: torch.Tensor, levels: int, k: int = 1,
     grows (like the VAE's IWAE). Mass the flow puts outside [0, 1]^D is lost,
     which only makes the bounds more conservative. Returns per-image tensors.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    validate_int("k", k)
     p = next(model.parameters())
     bound, iw = [], []
     for xb in x.split(batch_size):
@@ -507,6 +525,22 @@ def vae_nll(model: nn.Module, x: torch.Tensor, k: int = 64, generator: torch.Gen
         elbo.append(-model.elbo(xb, generator))
         iw.append(-model.iwae_log_likelihood(xb, k, generator=generator, chunk=min(chunk, k)))
     return {"iw": torch.cat(iw).cpu(), "elbo": torch.cat(elbo).cpu()}
+
+
+def sample_panels(model: nn.Module, cfg: TrainConfig, generator: torch.Generator | None = None,
+                  temperatures=(1.0,), n: int = 64) -> list[tuple[str, torch.Tensor]]:
+    """Labelled samples for :func:`save_sample_grids`, drawn in this order from ``generator``.
+
+    NICE: one panel per temperature, and for binary input the first panel's
+    bins (y >= 1/2). VAE: Bernoulli draws, then the decoder's pixel probabilities.
+    """
+    if cfg.model == "vae":
+        return [("Bernoulli samples", model.sample(n, generator=generator)),
+                ("pixel probabilities", model.sample(n, generator=generator, mean=True))]
+    panels = [(f"temperature {t:g}", model.sample(n, temperature=t, generator=generator)) for t in temperatures]
+    if cfg.nice_input == "binary":
+        panels.append(("binarised (y >= 1/2)", (panels[0][1] >= 0.5).float()))
+    return panels
 
 
 def save_sample_grids(panels: list[tuple[str, torch.Tensor]], stem: str | Path, title: str | None = None,

@@ -34,17 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .functional import kl_vae_torch
-from .images import validate_images
+from .images import mlp, validate_images, validate_int
 
 __all__ = ["ConvVAE", "MLPVAE", "ResidualBlock", "VAEBase"]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def _positive_int(name, value, low=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
 
 
 class VAEBase(nn.Module):
@@ -110,8 +104,8 @@ class VAEBase(nn.Module):
         samples are processed ``chunk`` at a time (default: all) to bound memory.
         """
         x = self._check(x)
-        k = _positive_int("k", k)
-        chunk = k if chunk is None else _positive_int("chunk", chunk)
+        k = validate_int("k", k)
+        chunk = k if chunk is None else validate_int("chunk", chunk)
         mu, log_var = self.encode(x)
         std = torch.exp(0.5 * log_var)
         n = x.shape[0]
@@ -131,16 +125,13 @@ class VAEBase(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = False) -> torch.Tensor:
         """n images from z ~ N(0, I): Bernoulli draws, or with ``mean=True`` the pixel probabilities."""
-        n = _positive_int("n", n)
+        n = validate_int("n", n)
         p = next(self.parameters())
         z = torch.randn((n, *self.latent_shape), generator=generator, device=p.device, dtype=p.dtype)
         probs = torch.sigmoid(self.decode(z))
         if mean:
             return probs
         return (torch.rand(probs.shape, generator=generator, device=p.device, dtype=p.dtype) < probs).to(p.dtype)
-
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 # -------------------------------------------------------------------- conv VAE
@@ -212,9 +203,9 @@ class ConvVAE(VAEBase):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("image_size", image_size),
                             ("latent_channels", latent_channels), ("residual_channels", residual_channels)):
-            _positive_int(name, value)
-        _positive_int("hidden_channels", hidden_channels, 2)
-        _positive_int("n_residual_blocks", n_residual_blocks, 0)
+            validate_int(name, value)
+        validate_int("hidden_channels", hidden_channels, 2)
+        validate_int("n_residual_blocks", n_residual_blocks, 0)
         strides = tuple(strides)
         if not strides or any(not isinstance(s, int) or isinstance(s, bool) or s < 2 or s % 2 for s in strides):
             raise ValueError(f"strides must be a non-empty sequence of even integers >= 2, got {strides!r}")
@@ -262,11 +253,11 @@ class MLPVAE(VAEBase):
     def __init__(self, n_features: int = 784, hidden_features: tuple[int, ...] = (512, 256), latent_dim: int = 16,
                  image_shape: tuple[int, ...] | None = None):
         super().__init__()
-        _positive_int("n_features", n_features)
-        _positive_int("latent_dim", latent_dim)
+        validate_int("n_features", n_features)
+        validate_int("latent_dim", latent_dim)
         hidden_features = tuple(hidden_features)
         for h in hidden_features:
-            _positive_int("hidden_features", h)
+            validate_int("hidden_features", h)
         if image_shape is None:
             image_shape = (1, 28, 28) if n_features == 784 else (n_features,)
         image_shape = tuple(image_shape)
@@ -276,15 +267,6 @@ class MLPVAE(VAEBase):
                            image_shape=image_shape)
         self.image_shape = image_shape
         self.latent_shape = (latent_dim,)
-
-        def mlp(widths):
-            layers: list[nn.Module] = []
-            for i in range(len(widths) - 1):
-                layers.append(nn.Linear(widths[i], widths[i + 1]))
-                if i < len(widths) - 2:
-                    layers.append(nn.ReLU())
-            return nn.Sequential(*layers)
-
         self.encoder = mlp([n_features, *hidden_features, 2 * latent_dim])
         self.decoder = mlp([latent_dim, *reversed(hidden_features), n_features])
 

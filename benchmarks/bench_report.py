@@ -43,9 +43,7 @@ def build(out: Path, preset: str) -> tuple[float, dict]:
     if proc.returncode not in (0, 1) or not (out / "report.tex").is_file():
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
-    data = json.loads((out / "report.json").read_text())
-    data["stdout"] = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    return seconds, data
+    return seconds, json.loads((out / "report.json").read_text())
 
 
 def main() -> int:

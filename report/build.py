@@ -81,10 +81,6 @@ class BuildSummary:
     seconds: float
     tex_only: bool = False
 
-    @property
-    def ok(self) -> bool:
-        return self.checks_failed == 0 and not self.experiments_failed
-
 
 # ---------------------------------------------------------------- utilities
 
@@ -136,7 +132,6 @@ class _Progress:
     """A rich progress bar on stderr (plain lines when stderr is not a terminal)."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled
         self.console = None
         if enabled:
             from rich.console import Console
@@ -189,7 +184,7 @@ class _RichBar(_NullBar):
 
 def _compute_result(result, seed: int) -> dict:
     """Derivation typeset step by step, and every check run."""
-    from genverify.verification import run_check
+    from genverify.verification import run_checks
 
     t0 = time.perf_counter()
     try:
@@ -201,7 +196,7 @@ def _compute_result(result, seed: int) -> dict:
         steps, boxed = [], ""
         derive_error = "".join(traceback.format_exception(exc))[-1500:]
     derive_s = time.perf_counter() - t0
-    records = [dataclasses.asdict(run_check(result, chk, seed)) for chk in result.checks]
+    records = [dataclasses.asdict(rec) for rec in run_checks([result], seed)]
     return {"id": result.id, "steps": steps, "boxed": boxed, "derive_error": derive_error,
             "derive_seconds": derive_s, "records": records,
             "seconds": time.perf_counter() - t0}
@@ -314,8 +309,7 @@ def _records_view(records: list[dict]) -> list[dict]:
         detail = r.get("detail") or ""
         out.append({"check": tex.escape(r["check"]), "kind": tex.escape(r["kind"]),
                     "figure": tex.breakable(tex.escape(r["figure"] or "-")), "passed": bool(r["passed"]),
-                    "detail": tex.lines(detail[-600:]) if not r["passed"] and detail else "",
-                    "seconds": r.get("seconds", 0.0)})
+                    "detail": tex.lines(detail[-600:]) if not r["passed"] and detail else ""})
     return out
 
 
@@ -342,8 +336,7 @@ def _errata_rows(table) -> list[dict]:
             "id": str(row.get("id", "") or ""), "question_tex": tex.escape(row.get("question", "")),
             "claim_math": cm, "claim_text": tex.breakable(tex.escape(claim)),
             "where_math": wm, "where_text": tex.escape(where),
-            "verdict": verdict, "verdict_tex": tex.escape(verdict),
-            "evidence": tex.breakable(tex.escape(row.get("evidence", ""))), "note": tex.escape(row.get("note", "") or ""),
+            "verdict": verdict, "evidence": tex.breakable(tex.escape(row.get("evidence", ""))),
         })
     return rows
 
@@ -413,10 +406,10 @@ def _table_view(name: str, table) -> dict:
 
 def _experiment_view(run: ExpRun, build_dir: Path, preset: str) -> tuple[dict, list[dict]]:
     exp = run.exp
-    view = {"id": tex.escape(exp.id), "title": tex.escape(exp.title), "question": exp.question,
+    view = {"id": tex.escape(exp.id), "title": tex.escape(exp.title),
             "error": tex.lines(run.error[-1500:]) if run.error else "", "cached": run.cached,
             "seconds": run.computed_seconds, "preset": tex.escape(preset),
-            "summary": "", "figures": [], "tables": [], "numbers": [], "errata": False}
+            "summary": "", "figures": [], "tables": [], "numbers": []}
     errata: list[dict] = []
     if run.output is None:
         return view, errata
@@ -441,7 +434,6 @@ def _experiment_view(run: ExpRun, build_dir: Path, preset: str) -> tuple[dict, l
             rows = _errata_rows(table)
             errata.extend(rows)
             view["tables"].append({"errata": True, "caption": tex.escape(table.caption or name), "rows": rows})
-            view["errata"] = True
         else:
             view["tables"].append({"errata": False, **_table_view(name, table)})
     numbers = [[tex.escape(k), tex.fmt_value(v)] for k, v in out.numbers.items()]
@@ -506,28 +498,24 @@ def _tex_version(latexmk: str | None) -> str:
 
 def _assemble(results, res_data: dict, runs: list[ExpRun], build_dir: Path, config: dict,
               parts: list[Part], tex_version: str) -> dict:
-    by_id = {r.id: r for r in results}
     exp_views, errata_rows = [], []
     for run in runs:
         view, rows = _experiment_view(run, build_dir, config["preset"])
         exp_views.append((run.exp, view))
         errata_rows.extend(rows)
 
-    sections: dict[str, dict] = {}
-    order: list[str] = []
+    sections: dict[str, dict] = {}  # in the order of the document
 
     def section(key: str | None, label: str) -> dict:
         k = key or f"other:{label}"
         if k not in sections:
-            q = next((q for q in QUESTIONS if q.key == key), None)
-            text = q.text if q is not None else None  # the questions' texts are LaTeX already
-            if q is None:
-                q = Question(label, f"Question {label}", "", "")
-                text = "(not one of the homework's questions listed in genverify.report.questions)"
-            sections[k] = {"key": tex.escape(q.key), "title": tex.escape(q.title), "text": text,
+            q = next((q for q in QUESTIONS if q.key == key), None) or Question(
+                label, f"Question {label}",
+                "(not one of the homework's questions listed in genverify.report.questions)")
+            sections[k] = {"key": tex.escape(q.key), "title": tex.escape(q.title),
+                           "text": q.text,  # the questions' texts are LaTeX already
                            "planned": tex.escape(q.planned), "results": [], "experiments": [],
                            "errata": [], "is_errata": q.key == ERRATA}
-            order.append(k)
         return sections[k]
 
     for q in QUESTIONS:
@@ -536,7 +524,7 @@ def _assemble(results, res_data: dict, runs: list[ExpRun], build_dir: Path, conf
     result_views = {}
     for r in results:
         data = res_data[r.id]
-        view = {"id": tex.escape(r.id), "raw_id": r.id, "statement": tex.escape(r.statement),
+        view = {"id": tex.escape(r.id), "statement": tex.escape(r.statement),
                 "notes": tex.escape(r.notes), "steps": data["steps"], "boxed": data["boxed"],
                 "derive_error": tex.lines(data.get("derive_error", "")),
                 "checks": _records_view(data["records"]), "errata": [],
@@ -556,7 +544,7 @@ def _assemble(results, res_data: dict, runs: list[ExpRun], build_dir: Path, conf
             if key is not None and key != ERRATA:
                 section(key, row["question"])["errata"].append(row)
 
-    ordered = [sections[k] for k in order]
+    ordered = list(sections.values())
     # The summary table of the first page.
     overview = []
     for s in ordered:
@@ -614,8 +602,10 @@ def _render(context: dict, template_dir: Path | None) -> str:
         trim_blocks=True, lstrip_blocks=True, autoescape=False,
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
-    env.filters["verb"] = lambda s: str(s).replace("\\", "\\textbackslash{}")
-    return env.get_template(TEMPLATE_NAME).render(**context)
+    try:
+        return env.get_template(TEMPLATE_NAME).render(**context)
+    except jinja2.TemplateError as exc:
+        raise ReportError(f"the report template is broken: {type(exc).__name__}: {exc}") from None
 
 
 # ---------------------------------------------------------------- LaTeX
@@ -799,9 +789,6 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = "quick", da
             hint = ""
         if isinstance(exc, ReportError):
             raise ReportError(f"{exc}\nThe previous report in {out} is unchanged.{hint}") from None
-        if isinstance(exc, Exception) and type(exc).__module__.startswith("jinja2"):
-            raise ReportError(f"the report template is broken: {type(exc).__name__}: {exc}\n"
-                              f"The previous report in {out} is unchanged.{hint}") from None
         raise
     return BuildSummary(out_dir=out, tex=out / "report.tex", pdf=pdf,
                         checks_total=context["checks_total"],

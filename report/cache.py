@@ -94,12 +94,13 @@ def _imports_of(name: str, toplevel: bool = False) -> tuple[tuple[str, ...], tup
                 mod = node.module or ""
             if mod.split(".")[0] != _NAMESPACE:
                 continue
+            # `from genverify import registry` imports a submodule (the package itself only runs its
+            # import-time code: a parent). Only a package has submodules, and probing `mod.name` of a
+            # plain module would import and run `mod` (torch, for genverify.models.*).
+            mod_is_pkg = any(f.name == "__init__.py" for f in _spec_files(mod))
             for alias in node.names:
                 sub = f"{mod}.{alias.name}"
-                if _spec_files(sub):  # `from genverify import registry` imports a submodule: the
-                    found.add(sub)    # package itself only runs its import-time code (a parent)
-                else:
-                    found.add(mod)
+                found.add(sub if mod_is_pkg and _spec_files(sub) else mod)
     parents = set().union(*(_parents(m) for m in found)) if found else set()
     return tuple(sorted(found)), tuple(sorted(parents - found))
 

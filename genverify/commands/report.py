@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = build_report(out, preset=args.preset, data_dir=args.data_dir, fresh=args.fresh,
                                seed=args.seed, device=args.device,
-                               latexmk=False if args.tex_only else True, keep_going=args.keep_going)
+                               latexmk=not args.tex_only, keep_going=args.keep_going)
     except ReportError as exc:
         print(f"genverify report: {exc}", file=sys.stderr)
         return 1

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from numbers import Integral, Real
 
@@ -330,9 +331,9 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
     binarize : float or None, default=None
         None: X must contain only 0 and 1 (else ``ValueError``). A float:
         values strictly above it become 1, others 0 (as ``BernoulliNB``).
-    device : {'cpu', 'cuda', 'auto'}, default='cpu'
-        Where the data and the matrix products live; 'auto' picks CUDA when
-        available.
+    device : {'cpu', 'cuda', 'cuda:N', 'auto'}, default='cpu'
+        Where the data and the matrix products live; 'cuda:N' is the N-th
+        CUDA device, 'auto' picks CUDA when available.
     backend : {'auto', 'int8', 'float32'}, default='auto'
         The matrix-product kernel: 'int8' exact integer products of
         fixed-point limbs (CPU only), 'float32' plain float32 products.
@@ -382,7 +383,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         "init_params": [StrOptions({"k-means++", "random_from_data", "kmeans", "random"})],
         "alpha": [Interval(Real, 0.0, None, closed="neither")],
         "binarize": [None, Interval(Real, None, None, closed="neither")],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "device": [str],  # the values are checked in _resolve_device ('cuda:N' has no finite option set)
         "backend": [StrOptions({"auto", "int8", "float32"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -418,12 +419,21 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         return X.astype(np.uint8, copy=False)
 
     def _resolve_device(self) -> torch.device:
-        if self.device == "auto":
+        name = self.device
+        if name == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' but CUDA is not available (torch.cuda.is_available() is False); "
-                             "use device='cpu' or 'auto'")
-        return torch.device(self.device)
+        if name == "cpu":
+            return torch.device("cpu")
+        if name == "cuda" or re.fullmatch(r"cuda:\d+", name):
+            if not torch.cuda.is_available():
+                raise ValueError(f"device={name!r} but CUDA is not available (torch.cuda.is_available() is False); "
+                                 "use device='cpu' or 'auto'")
+            device = torch.device(name)
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA "
+                                 f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+            return device
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
 
     def _resolve_backend(self, device: torch.device) -> str:
         if self.backend == "float32":

@@ -369,13 +369,24 @@ def test_bad_parameters_are_rejected_naming_them(kwargs):
         BernoulliMixture(1, **kwargs).fit(np.eye(3))
 
 
-def test_cuda_without_cuda_is_a_clear_error_or_works():
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_is_a_clear_error_or_works(device):
     x = np.eye(4)
     if torch.cuda.is_available():
-        assert BernoulliMixture(2, device="cuda", random_state=0).fit(x).converged_
+        assert BernoulliMixture(2, device=device, random_state=0).fit(x).converged_
     else:
         with pytest.raises(ValueError, match="CUDA is not available"):
-            BernoulliMixture(2, device="cuda").fit(x)
+            BernoulliMixture(2, device=device).fit(x)
+
+
+def test_a_cuda_index_beyond_the_devices_or_a_malformed_device_is_a_clear_error():
+    x = np.eye(4)
+    beyond = f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(ValueError, match="CUDA device|CUDA is not available"):
+        BernoulliMixture(2, device=beyond).fit(x)
+    for bad in ("cuda:", "cuda:x", "CPU", "gpu", 3):
+        with pytest.raises(ValueError, match="device"):
+            BernoulliMixture(2, device=bad).fit(x)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

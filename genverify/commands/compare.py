@@ -178,7 +178,7 @@ def run_comparison(s: CompareSettings, log=None, split=None) -> Comparison:
     em_x = T.binarize(torch.from_numpy(np.ascontiguousarray(train_x)),
                       torch.Generator().manual_seed(s.seed)).to(torch.uint8).numpy()
     em = BernoulliMixture(n_components=s.em_components, max_iter=s.em_max_iter, tol=s.em_tol,
-                          random_state=s.seed, device="cuda" if device.type == "cuda" else "cpu",
+                          random_state=s.seed, device=str(device) if device.type == "cuda" else "cpu",
                           verbose=int(s.show_progress))
     log(f"EM: K={s.em_components} on {len(em_x)} binarised images")
     t0 = time.perf_counter()

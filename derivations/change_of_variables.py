@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from genverify.registry import Derivation, Step
+from genverify.core import Derivation, Step
 
 x = sp.Symbol("x", real=True)
 y = sp.Symbol("y", real=True)

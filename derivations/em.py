@@ -39,7 +39,7 @@ import functools
 import sympy as sp
 from sympy.stats import Bernoulli, E, density
 
-from genverify.registry import Derivation, Step
+from genverify.core import Derivation, Step
 
 # -- sizes and indices (the claim parser binds \sum_{i=1}^N to Symbol("i", integer=True))
 N = sp.Symbol("N", integer=True, positive=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from genverify.registry import Derivation, Step
+from genverify.core import Derivation, Step
 
 x = sp.Symbol("x", real=True)
 a, b, c, d = sp.symbols("a b c d", real=True)

@@ -28,7 +28,7 @@ import sympy as sp
 
 from genverify.derivations.kl import expect_polynomial, integrate_moments, kl_normals_by_moments, normal_density
 from genverify.derivations.kl import x as _x_kl
-from genverify.registry import Derivation, Step
+from genverify.core import Derivation, Step
 
 class Label(sp.Symbol):
     """A symbol that names a quantity (E_p[x], D_KL(p||q), ...): plain text in ``str`` and

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from genverify.registry import Derivation, Step
+from genverify.core import Derivation, Step
 
 z = sp.Symbol("z", real=True)
 x = sp.Symbol("x", real=True)

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy: `genverify.check(...)` is provided by the claim checker when present.
     if name == "check":
-        from genverify.claimcheck import check
+        from genverify.claims.check import check
 
         return check
     raise AttributeError(f"module 'genverify' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from genverify.registry import Check, Outcome, Result
+from genverify.core import Check, Outcome, Result
 
 
 @dataclass

@@ -247,12 +247,12 @@ class ExpRun:
 
 def _run_experiment(exp, config_kwargs: dict, cache_dir: Path, fresh: bool, registry_digest: str,
                     progress: _Progress) -> ExpRun:
-    from genverify.experiments import ExperimentConfig, ExperimentOutput
+    from genverify.core import ExperimentConfig, ExperimentOutput
 
     key_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in config_kwargs.items()
                   if k not in ("show_progress",)}
     key_config["data"] = rcache.data_dir_listing(config_kwargs.get("data_dir"))
-    reads_registry = bool(rcache.REGISTRY_READERS & set(exp.depends_on))
+    reads_registry = rcache.reads_registry(exp)
     key = rcache.experiment_key(exp, key_config, registry_digest if reads_registry else None)
     folder = cache_dir / "experiments" / _safe_name(exp.id)
     target = folder / key[:20]
@@ -276,7 +276,7 @@ def _run_experiment(exp, config_kwargs: dict, cache_dir: Path, fresh: bool, regi
                   f"{'resuming an interrupted run' if resuming else 'running'}, preset {config_kwargs['preset']} ...")
     try:
         config = ExperimentConfig(out_dir=work, **config_kwargs)
-        output = exp.run(config)
+        output = exp.runner()(config)
         if not isinstance(output, ExperimentOutput):
             raise TypeError(f"experiment {exp.id!r} returned {type(output).__name__}, not ExperimentOutput")
         seconds = time.perf_counter() - t0
@@ -691,6 +691,14 @@ def _check_out_dir(out: Path) -> None:
 # ---------------------------------------------------------------- entry point
 
 
+def default_experiments() -> list:
+    """What the report runs: every registered experiment, then the errata audit of the write-up."""
+    from genverify import registry
+    from genverify.claims.errata import ERRATA_EXPERIMENT
+
+    return [*registry.all_experiments(), ERRATA_EXPERIMENT]
+
+
 def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = "quick", data_dir: str | os.PathLike | None = None,
                  fresh: bool = False, seed: int = 0, device: str = "cpu", *,
                  results: Sequence | None = None, experiments: Sequence | None = None,
@@ -731,11 +739,10 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = "quick", da
     elif latexmk is False:
         latexmk = None
 
-    from genverify import experiments as gexp
     from genverify import registry
 
     results = list(registry.all_results() if results is None else results)
-    experiments = list(gexp.all_experiments() if experiments is None else experiments)
+    experiments = list(default_experiments() if experiments is None else experiments)
     parts: list[Part] = []
 
     res_data = _results_data(results, cache_dir, fresh, seed, progress, parts)

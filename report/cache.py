@@ -3,16 +3,16 @@
 A key is the SHA-256 of
 
 * the source of every ``genverify`` module the part can execute: the modules of
-  its callables (or an experiment's own module and ``depends_on``), followed
+  its callables (or an experiment's own module), followed
   through every ``import`` statement of the ``genverify`` namespace, including
   imports inside functions (:func:`module_closure`, found with :mod:`ast`);
 * the part's own data (a result's statement, symbols, domains, constraint);
 * the configuration (preset, data directory listing, seed, device) and the
   versions of the numerical libraries.
 
-An experiment that lists ``genverify.registry`` or ``genverify.claimcheck`` in
-``depends_on`` reads the registry at run time (the errata audit checks claims
-against whatever results exist), so its key also covers every registered result.
+An experiment whose code reaches ``genverify.registry`` reads the registry at
+run time (the errata audit checks claims against whatever results exist), so
+its key also covers every registered result.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Iterable
 __all__ = ["module_closure", "source_digest", "result_key", "experiment_key", "registry_digest",
            "library_versions", "REGISTRY_READERS", "digest"]
 
-#: Listing one of these in ``Experiment.depends_on`` makes the output depend on the whole registry.
-REGISTRY_READERS = frozenset({"genverify.registry", "genverify.claimcheck"})
+#: An experiment whose code reaches one of these depends on the whole registry.
+REGISTRY_READERS = frozenset({"genverify.registry"})
 
 _NAMESPACE = "genverify"
 
@@ -210,11 +210,16 @@ def data_dir_listing(data_dir: str | os.PathLike | None) -> list:
     return out
 
 
+def reads_registry(exp) -> bool:
+    """Whether ``exp``'s code can reach the registry (the errata audit checks claims against it)."""
+    return bool(REGISTRY_READERS & set(module_closure([exp.module])))
+
+
 def experiment_key(exp, config: dict, registry: str | None = None) -> str:
-    """Key of an experiment's output: its code (own module + ``depends_on``), configuration, libraries."""
-    own = getattr(exp.run, "__module__", None)
-    modules = set(module_closure([m for m in (own, *exp.depends_on) if m]))
-    if own:  # an experiment defined outside the namespace (a plug-in, a test) still keys on its source
-        modules.add(own)
-    return digest("experiment", exp.id, exp.question, exp.title, getattr(exp.run, "__qualname__", ""),
+    """Key of an experiment's output: its code (its module's import closure), configuration, libraries."""
+    own = exp.module
+    modules = set(module_closure([own]))
+    modules.add(own)  # an experiment defined outside the namespace (a plug-in, a test) still keys on its source
+    run_name = exp.run if isinstance(exp.run, str) else getattr(exp.run, "__qualname__", "")
+    return digest("experiment", exp.id, exp.question, exp.title, run_name,
                   source_digest(modules), config, library_versions(), registry)

@@ -22,19 +22,15 @@ import pytest  # noqa: E402
 def swap_result(monkeypatch):
     """Put a stand-in result into the registry for one test.
 
-    Derivations are cached by id (``registry._cached_derivation``), so the cache is
-    cleared on the way in and out: otherwise a stand-in registered under a real id
-    would be checked against the real derivation, and the real one against the fake.
+    A result caches its derivation on itself, so a stand-in registered under a
+    real id is derived from its own ``derive`` and the real one is untouched.
     """
     from genverify import registry
 
     registry.all_results()
-    registry._cached_derivation.cache_clear()
 
     def swap(result):
-        monkeypatch.setitem(registry._REGISTRY, result.id, result)
-        registry._cached_derivation.cache_clear()
+        monkeypatch.setitem(registry._RESULTS, result.id, result)
         return result
 
     yield swap
-    registry._cached_derivation.cache_clear()

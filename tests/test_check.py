@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 import genverify
-from genverify import claimcheck as cc
-from genverify import claimparse as cp
+from genverify.claims import check as cc
+from genverify.claims import parse as cp
 from genverify.cli import main
 
 LOGNORMAL = "exp(-(log(z)-mu)**2/(2*sigma**2))/(z*sigma*sqrt(2*pi))"
@@ -97,7 +97,6 @@ def test_unmentioned_default_is_substituted_and_reported():
 def test_indexed_claims_are_compared_at_concrete_sizes(swap_result):
     import sympy as sp
 
-    from genverify import registry
     from genverify.registry import Derivation, Param, Result
 
     d = sp.Symbol("d", integer=True)
@@ -118,7 +117,6 @@ def test_indexed_claims_are_compared_at_concrete_sizes(swap_result):
 def test_binary_symbols_summing_to_one_are_drawn_one_hot(swap_result):
     import sympy as sp
 
-    from genverify import registry
     from genverify.registry import Derivation, Param, Result
 
     k = sp.Symbol("k", integer=True)

@@ -1,7 +1,7 @@
 """Hypothesis fuzzing of the claim parser and of `genverify check`.
 
 Arbitrary text never escapes as a traceback: the parser returns an expression
-or raises a :class:`~genverify.claimparse.ClaimError`, and the command ends
+or raises a :class:`~genverify.claims.parse.ClaimError`, and the command ends
 with exit 0, 1 or 2. Random formulas built as SymPy trees survive a round trip
 through both notations (``str`` and ``sympy.latex``) and the parser.
 """
@@ -12,7 +12,7 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genverify import claimparse as cp
+from genverify.claims import parse as cp
 from genverify.cli import main
 
 Z = sp.Symbol("z", positive=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from genverify.commands.compare import COLUMNS, CompareSettings, run_comparison, to_latex
+from genverify.commands.compare import to_latex, write_latex_table
+from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison
 from genverify.models import training as T
 from genverify.models.nice import NICE
 
@@ -90,7 +91,9 @@ def comparison(tiny_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     settings = CompareSettings(out_dir=out, nice_dir=tiny_runs / "nice", vae_dir=tiny_runs / "vae",
                                em_components=3, em_max_iter=5, k=4, device="cpu", seed=0, show_progress=False)
-    return run_comparison(settings), out
+    result = run_comparison(settings)
+    write_latex_table(result, out)  # what `genverify compare` does after the comparison
+    return result, out
 
 
 def test_comparison_writes_one_table_as_csv_and_latex_and_a_side_by_side_figure(comparison):
@@ -163,8 +166,9 @@ def test_latex_table_escapes_special_characters():
 
 
 def test_the_report_experiment_is_registered_for_question_4():
-    from genverify.experiments import get_experiment
+    from genverify.registry import get_experiment
+    from genverify.report.cache import module_closure
 
     exp = get_experiment("nice-vae")
-    assert exp.question == "4" and callable(exp.run)
-    assert "genverify.models.training" in exp.depends_on
+    assert exp.question == "4" and callable(exp.runner())
+    assert "genverify.models.training" in module_closure([exp.module])

@@ -9,12 +9,12 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genverify import claimparse as cp
+from genverify.claims import parse as cp
 from genverify import registry
-from genverify.claimcheck import audit, load_claims
+from genverify.claims.check import audit, load_claims
 from genverify.derivations import em
 from genverify.numerics import em as nem
-from genverify.results.q2_em import Problem, evaluate
+from genverify.checks.indexed import Problem, evaluate
 
 # Written here from the model (Bishop 2006, section 9.3.3), with the claim parser's symbol
 # conventions; nothing is imported from the derivation.

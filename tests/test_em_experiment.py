@@ -16,9 +16,12 @@ import torch
 
 from genverify.cli import main
 from genverify.data import MNIST_MD5
-from genverify.experiments import ExperimentConfig, get_experiment
-from genverify.results import q3_em_experiment as q3
-from genverify.results.q3_em_experiment import EMSettings, purity, run_em_experiment, split_indices
+from genverify.core import ExperimentConfig
+from genverify.registry import get_experiment
+from genverify import presets
+from genverify.experiments import em_mnist as q3
+from genverify.report.cache import module_closure
+from genverify.experiments.em_mnist import EMSettings, purity, run_em_experiment, split_indices
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -122,15 +125,16 @@ def test_purity_counts_the_majority_label_of_each_cluster():
 
 def test_registered_experiment_answers_question_3(monkeypatch, tmp_path):
     exp = get_experiment("em")
-    assert exp.question == "3" and "genverify.models.bernoulli_mixture" in exp.depends_on
-    assert q3.PRESETS["homework"]["n_init"] > q3.PRESETS["quick"]["n_init"]
+    # The report's cache key follows the experiment's static imports: the estimator is among them.
+    assert exp.question == "3" and "genverify.models.bernoulli_mixture" in module_closure([exp.module])
+    assert presets.EM["homework"]["n_init"] > presets.EM["quick"]["n_init"]
     # the report's path through the registry, with few iterations to stay quick
-    monkeypatch.setitem(q3.PRESETS, "quick", dict(n_init=1, max_iter=2))
-    res = exp.run(ExperimentConfig(out_dir=tmp_path, show_progress=False))
+    monkeypatch.setitem(presets.EM, "quick", dict(n_init=1, max_iter=2))
+    res = exp(ExperimentConfig(out_dir=tmp_path, show_progress=False))
     assert res.numbers["n_train"] == 1000 and res.numbers["n_heldout"] == 4000
     assert {"em_means_K5", "em_means_K10", "em_means_K20", "em_loglik_curve"} <= set(res.figures)
     with pytest.raises(ValueError, match="preset"):
-        exp.run(ExperimentConfig(out_dir=tmp_path, preset="huge", show_progress=False))
+        exp(ExperimentConfig(out_dir=tmp_path, preset="huge", show_progress=False))
 
 
 # ------------------------------------------------------------------ command line

@@ -11,7 +11,7 @@ import sympy as sp
 import yaml
 
 from genverify import registry
-from genverify.claimcheck import ClaimEntry, audit, audit_entry, load_claims
+from genverify.claims.check import ClaimEntry, audit, audit_entry, load_claims
 from genverify.cli import main
 
 REQUIRED_QUESTIONS = {"1a", "2a-i", "2a-ii", "2a-iii", "2b-i", "2b-ii", "2b-iii", "2c-i", "2c-ii", "5a", "5b", "5c", "6"}
@@ -115,9 +115,10 @@ def test_bad_claims_file_exits_2_naming_the_problem(tmp_path, capsys, content, m
 
 
 def test_experiment_returns_the_errata_table(tmp_path):
-    from genverify.experiments import ExperimentConfig, get_experiment
+    from genverify.claims.errata import ERRATA_EXPERIMENT
+    from genverify.core import ExperimentConfig
 
-    out = get_experiment("errata").run(ExperimentConfig(out_dir=tmp_path, show_progress=False))
+    out = ERRATA_EXPERIMENT.runner()(ExperimentConfig(out_dir=tmp_path, show_progress=False))
     table = out.tables["errata"]
     assert table.columns[:4] == ["question", "part", "id", "claim"] and len(table.rows) == len(load_claims()[1])
     assert sum(out.numbers.values()) == len(table.rows)

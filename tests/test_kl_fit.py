@@ -19,7 +19,7 @@ from scipy import integrate
 from genverify import registry
 from genverify.cli import main
 from genverify.derivations import kl_fit as dkf
-from genverify.experiments import get_experiment
+from genverify.registry import get_experiment
 from genverify.numerics import kl_gaussian
 from genverify.numerics.kl_fit import (
     GaussianMixture1D,
@@ -33,7 +33,8 @@ from genverify.numerics.kl_fit import (
     reverse_kl,
     reverse_kl_grad,
 )
-from genverify.results.q1bc_kl_fit import derived_reverse_gradient, hand_forward_fit, kl_fit_report
+from genverify.experiments.kl_fits import kl_fit_report
+from genverify.results.kl_fit import derived_reverse_gradient, hand_forward_fit
 
 
 @st.composite

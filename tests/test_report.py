@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from genverify import experiments as gexp
 from genverify import registry
 from genverify.cli import main
-from genverify.experiments import Experiment, ExperimentOutput, Table
+from genverify.core import Experiment, ExperimentOutput, Table
 from genverify.report import build as rbuild
 from genverify.report import latex as tex
 from genverify.report.build import MARKER, ReportError, build_report, latex_errors, overfull_boxes
@@ -129,7 +128,7 @@ def test_questions_group_results_experiments_and_errata_rows():
     assert keys == ["1a", "1b", "1c", "2a", "2b", "2c", "3", "4", "5a", "5b", "5c", "6", ERRATA]
     for r in registry.all_results():
         assert section_key(r.question) is not None, f"{r.id}: question {r.question!r} has no report section"
-    for e in gexp.all_experiments():
+    for e in rbuild.default_experiments():
         assert section_key(e.question) is not None, f"experiment {e.id}: question {e.question!r} has no section"
 
 
@@ -268,10 +267,10 @@ def test_second_build_reuses_the_cache_and_fresh_recomputes(tmp_path):
 def test_cache_keys_follow_the_source_an_experiment_runs(tmp_path, monkeypatch):
     from genverify.report import cache as rcache
 
-    # lazy imports inside functions count (the errata audit imports the claim checker in run())
-    assert {"genverify.claimcheck", "genverify.claimparse"} <= set(rcache.module_closure(["genverify.results.zz_errata"]))
+    # the errata audit's key covers the claim checker and its parser
+    assert {"genverify.claims.check", "genverify.claims.parse"} <= set(rcache.module_closure(["genverify.claims.errata"]))
     # ... but a parent package's lazy imports do not: importing genverify runs only its top level
-    assert "genverify.claimcheck" not in rcache.module_closure(["genverify.io"])
+    assert "genverify.claims.check" not in rcache.module_closure(["genverify.io"])
     # editing the experiment's module changes its key; another configuration is another key
     mod = tmp_path / "gv_plugin_exp.py"
     mod.write_text("def run(config):\n    return 1\n")
@@ -357,7 +356,7 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 def test_cli_without_tex_writes_the_tex_and_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(registry, "all_results", _tiny_results)
-    monkeypatch.setattr(gexp, "all_experiments", lambda: [STUB])
+    monkeypatch.setattr(rbuild, "default_experiments", lambda: [STUB])
     monkeypatch.setattr(rbuild.shutil, "which", lambda name: None)
     assert main(["report", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
@@ -425,7 +424,8 @@ def full(tmp_path_factory):
     """
     require_tex()
     out = tmp_path_factory.mktemp("full") / "build"
-    errata = gexp.get_experiment("errata")
+    from genverify.claims.errata import ERRATA_EXPERIMENT as errata
+
     with pytest.MonkeyPatch.context() as mp:
         import genverify.verification
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from genverify.claimcheck import check
+    from genverify.claims.check import check
 
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")

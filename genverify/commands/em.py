@@ -4,7 +4,7 @@ Fits K = 5, 10, 20 components (``--k``) to ``--n`` images drawn at random
 (``--seed``) and writes, under ``--out``: the Bernoulli means as 28 x 28
 images (3d), sampled images (3e), the log-likelihood curve, and
 ``em_results.json`` / ``.csv`` with purity, NMI and held-out log-likelihood
-(see :mod:`genverify.results.q3_em_experiment`). Fitted parameters are
+(see :mod:`genverify.experiments.em_mnist`). Fitted parameters are
 checkpointed per K, so a rerun with the same settings only redraws.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 
 ORDER = 60
+#: Library parameters whose flag has another name.
+FLAGS = {"ks": "--k", "n_train": "--n", "n_test": "--n-test"}
 
 
 def _positive_int(text: str) -> int:
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     from genverify.data import DownloadError, download_mnist
     from genverify.models import BernoulliMixture
-    from genverify.results.q3_em_experiment import EMSettings, run_em_experiment
+    from genverify.experiments.em_mnist import EMSettings, run_em_experiment
 
     if not (args.tol >= 0):
         raise ValueError(f"--tol must be >= 0, got {args.tol}")

@@ -2,7 +2,7 @@
 
 The claims live in ``genverify/claims/homework2.yaml`` (question, registry id,
 optional ``--where``, the LaTeX as written). Each is run through
-:func:`genverify.claimcheck.check`; the verdicts come from checking, never
+:func:`genverify.claims.check.check`; the verdicts come from checking, never
 from a list. Exit 0 when the audit ran (wrong answers are its findings), 1
 with ``--strict`` if any answer is incorrect, 2 for a bad claims file.
 """
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from genverify.claimcheck import audit, load_claims
+    from genverify.claims.check import audit, load_claims
     from genverify.io import atomic_write_text
 
     if not args.timeout > 0:

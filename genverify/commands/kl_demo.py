@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
 
-    from genverify.results.q1bc_kl_fit import BIMODAL_MODEL, kl_fit_report
+    from genverify.experiments.kl_fits import BIMODAL_MODEL, kl_fit_report
 
     report = kl_fit_report(target, out, n_init=args.starts, model=None if args.no_elbo else BIMODAL_MODEL,
                            show_progress=not args.quiet, sweep_points=args.sweep_points)

@@ -1,6 +1,6 @@
 """Experiment ``errata``: the audit of every formula in the homework write-up, for the report.
 
-Runs :func:`genverify.claimcheck.audit` over the packaged claims
+Runs :func:`genverify.claims.check.audit` over the packaged claims
 (``genverify/claims/homework2.yaml``) and returns the table question / claim /
 verdict / evidence. Each verdict comes from checking the claim against the
 registry (symbolic equivalence, then 40-digit comparison at random points of
@@ -14,20 +14,20 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
+from tqdm import tqdm
+
+from genverify.claims.check import audit, load_claims
+from genverify.claims.verdict import Verdict
+from genverify.core import Experiment, ExperimentConfig, ExperimentOutput, Table
+from genverify.io import atomic_write_text
 
 COLUMNS = ["question", "part", "id", "claim", "where", "verdict", "evidence"]
 
 
 def run(config: ExperimentConfig) -> ExperimentOutput:
-    from genverify.claimcheck import audit, load_claims
-    from genverify.io import atomic_write_text
-
     title, entries = load_claims()
     progress = None
     if config.show_progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(entries), desc="errata", leave=False)
 
         def progress(entry, _bar=bar):  # noqa: ANN001
@@ -39,21 +39,22 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
         bar.close()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config.out_dir / "errata.json", json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
-    counts = {v: sum(r.verdict == v for r in rows) for v in ("correct", "incorrect", "not checkable")}
+    counts = {v.value: sum(r.verdict == v for r in rows) for v in Verdict}
     table = Table(columns=COLUMNS,
-                  rows=[[r.question, r.part, r.id, r.claim, r.where, r.verdict, r.evidence] for r in rows],
+                  rows=[[r.question, r.part, r.id, r.claim, r.where, r.verdict.value, r.evidence] for r in rows],
                   caption=f"Errata of the write-up ({title}): each transcribed answer checked against the registry.")
-    wrong = ", ".join(f"{r.question}{' (' + r.part + ')' if r.part else ''}" for r in rows if r.verdict == "incorrect")
+    wrong = ", ".join(f"{r.question}{' (' + r.part + ')' if r.part else ''}" for r in rows if r.verdict == Verdict.INCORRECT)
     summary = (f"Of {len(rows)} transcribed formulas, {counts['correct']} are correct, {counts['incorrect']} "
                f"incorrect{(' (' + wrong + ')') if wrong else ''} and {counts['not checkable']} not checkable.")
     return ExperimentOutput(tables={"errata": table},
                             numbers={k.replace(" ", "_"): n for k, n in counts.items()}, summary=summary)
 
 
-register_experiment(Experiment(
+
+#: The audit as a part of the report (it reads the registry, so it sits above it, with the claims).
+ERRATA_EXPERIMENT = Experiment(
     id="errata",
     title="Errata of the homework write-up",
     question="errata",
-    run=run,
-    depends_on=("genverify.claimcheck", "genverify.claimparse", "genverify.results.zz_errata"),
-))
+    run="genverify.claims.errata:run",
+)

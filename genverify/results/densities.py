@@ -16,7 +16,10 @@ from genverify.numerics import (
     square_distance_cdf,
     square_distance_pdf,
 )
-from genverify.registry import Outcome, Param, Result, register
+from genverify.core import Outcome, Param, Result
+
+#: The results of this topic, registered by genverify.registry in this order.
+RESULTS: list[Result] = []
 
 #: KS tests reject at p < 1e-4: a false alarm once in 10,000 seeds.
 KS_ALPHA = 1e-4
@@ -44,7 +47,7 @@ def _cauchy_ks(result, rng):
     return Outcome(bool(p > KS_ALPHA), f"KS D={stat:.4f}, p={p:.3f} (n={inside.sum()})")
 
 
-register(Result(
+RESULTS.append(Result(
     id="cauchy-reciprocal-pdf",
     statement="If X is standard Cauchy, Y = 1/X has density 1/(pi (1 + y^2)): again standard Cauchy",
     question="5a",
@@ -102,7 +105,7 @@ def _lognormal_mc(result, rng):
     return worst
 
 
-register(Result(
+RESULTS.append(Result(
     id="lognormal-pdf",
     statement="If Y ~ N(mu, sigma^2), Z = e^Y has density exp(-(ln z - mu)^2/(2 sigma^2)) / (z sigma sqrt(2 pi)), z > 0",
     question="5b",
@@ -163,7 +166,7 @@ def _square_rv(result, rng):
     return Outcome(bool(ok), f"max |cdf(ppf(q)) - q| = {np.max(np.abs(back - q)):.1e}; KS p = {p:.3f}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="square-distance-cdf",
     statement="Z = |P - (1,1)|, P uniform on [0,2]^2: F(z) = pi z^2/4 on [0,1], pi z^2/4 - z^2 acos(1/z) + sqrt(z^2-1) on [1, sqrt 2], 1 beyond",
     question="5c",
@@ -205,7 +208,7 @@ def _square_mc_pdf(result, rng):
     return Outcome(bool(z.max() <= MC_SIGMAS), f"max |z| = {z.max():.2f} SE over 40 bins (n={n})")
 
 
-register(Result(
+RESULTS.append(Result(
     id="square-distance-pdf",
     statement="Z = |P - (1,1)|, P uniform on [0,2]^2: f(z) = pi z/2 on [0,1], pi z/2 - 2 z acos(1/z) on [1, sqrt 2], 0 elsewhere",
     question="5c",

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
@@ -25,11 +23,11 @@ from scipy import integrate
 
 from genverify.checks import check, lambdify_result, mc_outcome, numeric_matches_derivation, symbolic_matches_hand
 from genverify.derivations import kl_fit as dkf
-from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
+from genverify.experiments.kl_fits import BIMODAL_MODEL, DEFAULT_TARGET
 from genverify.numerics.kl import kl_vae
+from genverify.results.kl import KL_VAE
 from genverify.numerics.kl_fit import (
     GaussianMixture1D,
-    SquaredLatentModel,
     bimodal,
     conjugate_log_evidence,
     conjugate_posterior,
@@ -44,7 +42,10 @@ from genverify.numerics.kl_fit import (
     reverse_kl,
     reverse_kl_grad,
 )
-from genverify.registry import Outcome, Param, Result, register
+from genverify.core import Experiment, Outcome, Param, Result
+
+#: The results of this topic, registered by genverify.registry in this order.
+RESULTS: list[Result] = []
 
 
 # torch is heavy: the torch counterparts import it on first use.
@@ -166,7 +167,7 @@ def _forward_mc(result, rng):
 _real = sp.S.Reals
 _pos = sp.Interval.open(0, sp.oo)
 
-register(Result(
+RESULTS.append(Result(
     id="kl-forward-fit",
     statement="argmin over q = N(m, s^2) of KL(p || q) is moment matching: m = E_p x, s^2 = Var_p x; "
               "for w N(mu1, sigma1^2) + (1-w) N(mu2, sigma2^2) that is (w mu1 + (1-w) mu2, "
@@ -193,16 +194,13 @@ register(Result(
 # ================================================================ kl-reverse-fit
 
 #: The 1b target: 0.4 N(-3, 0.8^2) + 0.6 N(3, 1.2^2).
-DEFAULT_TARGET = bimodal()
 
 
 @functools.lru_cache(maxsize=1)
 def _compiled_reverse_gradient():
     """The derived gradient as NumPy functions: per component, (outside(m, s, *integrals), [integrand(x, m, s, L)])
     with L standing for log p(x)."""
-    from genverify import registry
-
-    expr = registry.get("kl-reverse-fit").expr
+    expr = KL_REVERSE_FIT.expr
     L = sp.Symbol("L")
     compiled = []
     for comp in expr:
@@ -335,7 +333,7 @@ def _reverse_count(result, rng):
     return Outcome(ok, "separation -> optima: " + ", ".join(f"{k:g} -> {v}" for k, v in counts.items()))
 
 
-register(Result(
+KL_REVERSE_FIT = Result(
     id="kl-reverse-fit",
     statement="argmin over q = N(m, s^2) of KL(q || p) solves the derived stationary equations; for the bimodal "
               "0.4 N(-3, 0.8^2) + 0.6 N(3, 1.2^2) there is one local optimum per mode, each near its component, "
@@ -353,7 +351,8 @@ register(Result(
     notes="Vector-valued: the gradient (d/dm, d/ds) of reverse KL for any target p; the optima are numeric. "
           "Reverse KL is mode-seeking: q sits on one mode.",
     checks=(_reverse_numeric, _reverse_optima, _reverse_torch, _reverse_undercovers, _reverse_count),
-))
+)
+RESULTS.append(KL_REVERSE_FIT)
 
 # ================================================================ elbo-gap
 
@@ -387,7 +386,6 @@ def _elbo_numeric(result, rng):
 def _elbo_torch(result, rng):
     import torch
 
-    from genverify import registry
     from genverify.models.kl_fit_torch import elbo_conjugate_torch
 
     n, D = 500, 4
@@ -397,7 +395,7 @@ def _elbo_torch(result, rng):
     sx = np.exp(rng.uniform(np.log(0.2), np.log(3), (n, 1)))
     t = lambda v: torch.as_tensor(v, dtype=torch.float64)  # noqa: E731
     kl_ours = kl_vae(mu, sigma).sum(-1)
-    kl_torch = registry.get("kl-vae").torch(mu, sigma).sum(-1)  # torch.distributions.kl_divergence
+    kl_torch = KL_VAE.torch(mu, sigma).sum(-1)  # torch.distributions.kl_divergence
     e_np = elbo_conjugate(x, mu, sigma, a, b, sx)
     e_t = elbo_conjugate_torch(t(x), t(mu), t(np.log(sigma**2)), t(a), t(b), t(sx)).numpy()
     # The KL term is the ELBO's regulariser: recover it from the ELBO as recon - ELBO, too.
@@ -471,7 +469,6 @@ def _elbo_bound(result, rng):
 
 
 #: 1c's toy model with a bimodal posterior: z ~ N(0, 1), x | z ~ N(z^2, 0.5^2), x = 3.
-BIMODAL_MODEL = SquaredLatentModel(x=3.0, sigma_x=0.5)
 
 
 @check("bimodal posterior: argmax ELBO = reverse-KL fit; q locks onto one mode", "property")
@@ -504,7 +501,7 @@ def _elbo_mode_seeking(result, rng):
     return Outcome(not problems, fig, "; ".join(problems))
 
 
-register(Result(
+RESULTS.append(Result(
     id="elbo-gap",
     statement="z ~ N(0,1), x|z ~ N(a z + b, sigma_x^2), q = N(mu, sigma^2): log p(x) - ELBO(q) = KL(q || p(z|x)) >= 0, "
               "with ELBO = E_q log p(x|z) - KL(q || N(0,1)) (the kl-vae term); equality iff q is the posterior",
@@ -528,253 +525,11 @@ register(Result(
             _elbo_mode_seeking),
 ))
 
-# ================================================================ experiment kl-fits (figures)
 
-FORWARD_LABEL = "forward KL (mass-covering)"
-REVERSE_LABEL = "reverse KL (mode-seeking)"
-FORWARD_COLOR = "tab:blue"
-REVERSE_COLOR = "tab:red"
-COMPONENTS_LABEL = "components: μₖ in (b), σₖ in (c)"
-
-
-def scaled_target(target: GaussianMixture1D, separation: float) -> GaussianMixture1D:
-    """The target with its means spread about their midpoint so that max - min = ``separation``."""
-    mu = target.means
-    spread = float(mu.max() - mu.min())
-    mid = 0.5 * float(mu.max() + mu.min())
-    if spread == 0:
-        # One location: spread the components evenly (K = 1 stays put).
-        offsets = np.linspace(-0.5, 0.5, target.n_components) if target.n_components > 1 else np.zeros(1)
-        return GaussianMixture1D(target.weights, mid + separation * offsets, target.sds)
-    return GaussianMixture1D(target.weights, mid + (mu - mid) * (separation / spread), target.sds)
-
-
-def separation_sweep(target: GaussianMixture1D, separations, n_init: int = 6,
-                     progress: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
-    """Forward and reverse fits as the modes separate (the means scaled about their midpoint).
-
-    Returns arrays per separation (``forward_m``, ``forward_s``, ``reverse_m``,
-    ``reverse_s`` of the best reverse optimum, ``n_optima``) and ``optima``:
-    one row (separation, m, s, reverse KL) per distinct local optimum.
-    """
-    rows, optima = [], []
-    for sep in separations:
-        t = scaled_target(target, float(sep))
-        rev = fit_reverse_kl(t, n_init=n_init)
-        rows.append((float(sep), t.mean(), t.sd(), rev.m_, rev.s_, len(rev.optima_)))
-        optima.extend((float(sep), o.m, o.s, o.reverse_kl) for o in rev.optima_)
-        if progress is not None:
-            progress()
-    arr = np.array(rows, dtype=float)
-    keys = ("separation", "forward_m", "forward_s", "reverse_m", "reverse_s", "n_optima")
-    out = {k: arr[:, i] for i, k in enumerate(keys)}
-    out["optima"] = np.array(optima, dtype=float).reshape(-1, 4)
-    return out
-
-
-def plot_kl_fits(target: GaussianMixture1D, fwd, rev, sweep: dict[str, np.ndarray], path_stem: Path) -> list[Path]:
-    """The 1b figure: (a) target, forward and reverse fits; (b, c) how each fit moves as the modes separate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genverify.io import save_figure
-
-    fig = plt.figure(figsize=(12, 8.6))
-    grid = fig.add_gridspec(2, 2, height_ratios=[1.25, 1], hspace=0.62, wspace=0.22)
-    ax = fig.add_subplot(grid[0, :])
-    bx, cx = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
-
-    lo = min(float(np.min(target.means - 4 * target.sds)), fwd.m_ - 3 * fwd.s_)
-    hi = max(float(np.max(target.means + 4 * target.sds)), fwd.m_ + 3 * fwd.s_)
-    xs = np.linspace(lo, hi, 1500)
-    ax.fill_between(xs, target.pdf(xs), color="0.78", label="target p (Gaussian mixture)", zorder=1)
-    ax.plot(xs, target.pdf(xs), color="0.45", lw=1.0, zorder=2)
-    ax.plot(xs, _gauss(xs, fwd.m_, fwd.s_), color=FORWARD_COLOR, lw=2.6, zorder=4,
-            label=f"{FORWARD_LABEL}: argmin KL(p‖q), m = {fwd.m_:.2f}, s = {fwd.s_:.2f}")
-    ax.plot(xs, _gauss(xs, rev.m_, rev.s_), color=REVERSE_COLOR, lw=2.6, zorder=5,
-            label=f"{REVERSE_LABEL}: argmin KL(q‖p), m = {rev.m_:.2f}, s = {rev.s_:.2f}")
-    for o in rev.optima_[1:]:
-        ax.plot(xs, _gauss(xs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55, zorder=3,
-                label=f"reverse KL, other local optimum (worse KL(q‖p)), m = {o.m:.2f}, s = {o.s:.2f}")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(0, None)
-    ax.set_xlabel("x")
-    ax.set_ylabel("density")
-    ax.set_title("(a) Which KL gives which fit?  q = N(m, s²), only m and s free, fitted to p")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8.8, frameon=False)
-
-    sep = sweep["separation"]
-    opt = sweep["optima"]
-    scaled = [scaled_target(target, d) for d in sep]
-    for k in range(target.n_components):
-        bx.plot(sep, [t.means[k] for t in scaled], color="0.45", lw=1.0, ls=":",
-                label=COMPONENTS_LABEL if k == 0 else None)
-        cx.axhline(target.sds[k], color="0.45", lw=1.0, ls=":", label=COMPONENTS_LABEL if k == 0 else None)
-    cx.plot(sep, sweep["forward_s"], color=FORWARD_COLOR, lw=2.4, label=FORWARD_LABEL)
-    bx.plot(sep, sweep["forward_m"], color=FORWARD_COLOR, lw=2.4, label=FORWARD_LABEL)
-    bx.plot(sep, sweep["reverse_m"], color=REVERSE_COLOR, lw=2.4, label=f"{REVERSE_LABEL}, best")
-    cx.plot(sep, sweep["reverse_s"], color=REVERSE_COLOR, lw=2.4, label=f"{REVERSE_LABEL}, best")
-    for axis, col in ((bx, 1), (cx, 2)):
-        axis.scatter(opt[:, 0], opt[:, col], s=16, facecolors="none", edgecolors=REVERSE_COLOR, lw=0.9,
-                     label="reverse KL, every local optimum", zorder=3)
-    current = float(target.means.max() - target.means.min())
-    for axis in (bx, cx):
-        if sep.min() <= current <= sep.max():
-            axis.axvline(current, color="k", lw=0.8, ls="-.", alpha=0.5)
-        axis.set_xlabel("separation of the modes (max μₖ − min μₖ); dash-dot: panel (a)")
-    bx.set_ylabel("fitted mean m")
-    cx.set_ylabel("fitted standard deviation s")
-    cx.set_ylim(0, None)
-    bx.set_title("(b) means as the modes separate")
-    cx.set_title("(c) widths: forward widens, reverse stays at one mode's width")
-    handles, labels = [], []
-    for axis in (bx, cx):
-        for h, lab in zip(*axis.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.035), ncol=3, fontsize=8.8, frameon=False)
-    paths = save_figure(fig, path_stem)
-    plt.close(fig)
-    return paths
-
-
-def plot_elbo_bimodal(model: SquaredLatentModel, best, others, path_stem: Path) -> list[Path]:
-    """The 1c figure: a bimodal posterior, the ELBO-maximising Gaussian (= reverse-KL fit) and moment matching."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genverify.io import save_figure
-
-    sd = math.sqrt(model.var())
-    mean = model.mean()
-    r = max(2.0 * sd, float(np.max(np.abs(model.modes()))) + 1.6)
-    zs = np.linspace(-r, r, 1600)
-    fig, ax = plt.subplots(figsize=(8, 5.6))
-    ax.fill_between(zs, model.pdf(zs), color="0.78",
-                    label=f"posterior p(z | x = {model.x:g}): bimodal, z and −z explain x equally")
-    ax.plot(zs, model.pdf(zs), color="0.45", lw=1.0)
-    best_elbo = float(model.elbo(best.m, best.s))
-    gap = model.log_evidence() - best_elbo
-    ax.plot(zs, _gauss(zs, best.m, best.s), color=REVERSE_COLOR, lw=2.6,
-            label=f"argmax ELBO over Gaussian q = {REVERSE_LABEL} fit: m = {best.m:.2f}, s = {best.s:.2f};\n"
-                  f"log p(x) − ELBO(q) = KL(q‖p(z|x)) = {gap:.3f}")
-    for o in others:
-        ax.plot(zs, _gauss(zs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55,
-                label=f"the ELBO's other local maximum, m = {o.m:.2f} (mirror image, same ELBO)")
-    mm_elbo = float(model.elbo(mean, sd))
-    ax.plot(zs, _gauss(zs, mean, sd), color=FORWARD_COLOR, lw=2.4,
-            label=f"{FORWARD_LABEL} fit (moment matching): m = {mean:.2f}, s = {sd:.2f}; "
-                  f"ELBO lower by {best_elbo - mm_elbo:.1f} nats")
-    ax.set_xlim(-r, r)
-    ax.set_ylim(0, None)
-    ax.set_xlabel("z")
-    ax.set_ylabel("density")
-    ax.set_title(f"1c: z ~ N(0, 1), x | z ~ N(z², {model.sigma_x:g}²): maximising the ELBO locks q onto one mode")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.8, frameon=False)
-    fig.tight_layout()
-    paths = save_figure(fig, path_stem)
-    plt.close(fig)
-    return paths
-
-
-def kl_fit_report(target: GaussianMixture1D, out_dir: Path, separations=None, n_init: int = 8,
-                  model: SquaredLatentModel | None = None, show_progress: bool = True,
-                  stem_prefix: str = "", sweep_points: int = 31) -> ExperimentOutput:
-    """Fit, plot and tabulate: the body of experiment ``kl-fits`` and of ``genverify kl-demo``.
-
-    Without ``separations`` the sweep takes ``sweep_points`` separations from 0 to
-    max(10, 1.5 x the target's own).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fwd = fit_forward_kl(target)
-    rev = fit_reverse_kl(target, n_init=n_init)
-    if separations is None:
-        current = float(target.means.max() - target.means.min())
-        separations = np.linspace(0.0, max(10.0, 1.5 * current), sweep_points)
-    bar = None
-    if show_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(separations), desc="kl-fits: separation sweep", leave=False)
-    sweep = separation_sweep(target, separations, n_init=6, progress=(bar.update if bar else None))
-    if bar is not None:
-        bar.close()
-    stem_1b = f"{stem_prefix}kl_fits_1b"
-    plot_kl_fits(target, fwd, rev, sweep, out_dir / stem_1b)
-    figures = {stem_1b: ("Question 1b. (a) A Gaussian q = N(m, s²) fitted to the bimodal target p (grey): the "
-                         "forward-KL fit (blue, moment matching) spreads over both modes; the reverse-KL fit (red) "
-                         "sits on one mode, and the other mode gives a second, worse local optimum (dashed). (b, c) "
-                         "Fitted mean and standard deviation as the modes separate (means scaled about their "
-                         "midpoint); circles mark every local optimum of reverse KL.")}
-    rows = [["forward KL(p||q): moment matching", fwd.m_, fwd.s_, fwd.forward_kl_, fwd.reverse_kl_]]
-    for i, o in enumerate(rev.optima_):
-        name = "reverse KL(q||p): best local optimum" if i == 0 else f"reverse KL(q||p): local optimum {i + 1}"
-        rows.append([name, o.m, o.s, o.forward_kl, o.reverse_kl])
-    table = Table(columns=["fit", "m", "s", "KL(p||q) forward", "KL(q||p) reverse"],
-                  rows=[[r[0]] + [round(float(v), 6) for v in r[1:]] for r in rows],
-                  caption=f"Fits of q = N(m, s^2) to {target!r}: fitted parameters and both divergences.")
-    numbers: dict[str, Any] = {
-        "target_mean": target.mean(), "target_sd": target.sd(),
-        "forward_m": fwd.m_, "forward_s": fwd.s_, "forward_kl_of_forward_fit": fwd.forward_kl_,
-        "reverse_kl_of_forward_fit": fwd.reverse_kl_,
-        "reverse_m": rev.m_, "reverse_s": rev.s_, "forward_kl_of_reverse_fit": rev.forward_kl_,
-        "reverse_kl_of_reverse_fit": rev.reverse_kl_, "reverse_local_optima": len(rev.optima_),
-    }
-    k = int(np.argmin(np.abs(target.means - rev.m_)))
-    on_mode = abs(rev.m_ - target.means[k]) <= 0.5 * target.sds[k] and abs(rev.s_ / target.sds[k] - 1) <= 0.25
-    n_opt = len(rev.optima_)
-    where = (f"sits on one mode (the component N({target.means[k]:g}, {target.sds[k]:g}^2))" if on_mode else
-             "does not sit on a single mode here (the modes are not separated enough)")
-    summary = (f"Forward KL(p||q) is minimised by moment matching: q = N({fwd.m_:.3f}, {fwd.s_:.3f}^2) spreads over "
-               f"every mode of p and puts mass between them (mass-covering). Reverse KL(q||p) has {n_opt} local "
-               f"optim{'um' if n_opt == 1 else 'a'} from {n_init} starts; the best, q = N({rev.m_:.3f}, "
-               f"{rev.s_:.3f}^2), {where}, and it is {'narrower' if rev.s_ < target.sd() else 'not narrower'} than "
-               f"p (sd {target.sd():.3f}). In question 1b, the broad fit spanning the modes is the forward-KL fit "
-               f"and the narrow fit on one mode is the reverse-KL fit (mode-seeking).")
-    tables = {"kl_fits": table}
-    if model is not None:
-        elbo_fits = maximize_elbo(model)
-        best, *others = distinct_optima(sorted(elbo_fits, key=lambda f: -float(model.elbo(f.m, f.s))), m_tol=1e-3)
-        best_elbo = float(model.elbo(best.m, best.s))
-        mm_mean, mm_sd = model.mean(), math.sqrt(model.var())
-        stem_1c = f"{stem_prefix}elbo_bimodal_1c"
-        plot_elbo_bimodal(model, best, others, out_dir / stem_1c)
-        figures[stem_1c] = ("Question 1c. For a latent-variable model with a bimodal posterior (grey), the "
-                            "Gaussian q that maximises the ELBO (red) is the reverse-KL fit: log p(x) − ELBO(q) = "
-                            "KL(q‖p(z|x)), so q locks onto one mode; the moment-matched (forward-KL) Gaussian (blue) "
-                            "has a lower ELBO.")
-        elbo_rows = [["argmax ELBO (= reverse-KL fit)", best.m, best.s, best_elbo, best.reverse_kl],
-                     ["moment matching (forward-KL fit)", mm_mean, mm_sd, float(model.elbo(mm_mean, mm_sd)),
-                      float(reverse_kl(model, mm_mean, mm_sd))]]
-        tables["elbo_bimodal"] = Table(columns=["q", "m", "s", "ELBO", "KL(q||p(z|x))"],
-                                       rows=[[r[0]] + [round(float(v), 6) for v in r[1:]] for r in elbo_rows],
-                                       caption=f"{model!r}: log p(x) = {model.log_evidence():.6f} "
-                                               "= ELBO + KL for each q.")
-        numbers.update({"elbo_log_evidence": model.log_evidence(), "elbo_best_m": best.m, "elbo_best_s": best.s,
-                        "elbo_best": best_elbo, "elbo_gap_best": best.reverse_kl})
-        summary += (f" For 1c: maximising the ELBO over Gaussian q is minimising KL(q || p(z|x)), reverse KL; on a "
-                    f"bimodal posterior the optimum q = N({best.m:.3f}, {best.s:.3f}^2) locks onto one mode.")
-    return ExperimentOutput(figures=figures, tables=tables, numbers={k: float(v) for k, v in numbers.items()},
-                            summary=summary)
-
-
-def _run_experiment(config: ExperimentConfig) -> ExperimentOutput:
-    # Deterministic (quadrature, fixed starts): the seed is not used. The preset sets the sweep's resolution.
-    separations = np.linspace(0.0, 10.0, 61 if config.preset == "homework" else 31)
-    return kl_fit_report(DEFAULT_TARGET, config.out_dir, separations=separations, model=BIMODAL_MODEL,
-                         show_progress=config.show_progress)
-
-
-register_experiment(Experiment(
+#: The experiment of this topic: the figures that answer 1b at a glance and show the 1c consequence.
+EXPERIMENTS = [Experiment(
     id="kl-fits",
     title="Forward vs reverse KL fits of a Gaussian (1b) and the ELBO on a bimodal posterior (1c)",
     question="1b",
-    run=_run_experiment,
-    depends_on=("genverify.results.q1bc_kl_fit", "genverify.numerics.kl_fit", "genverify.derivations.kl_fit"),
-))
+    run="genverify.experiments.kl_fits:run",
+)]

@@ -4,7 +4,7 @@ Given a result id and a formula a student wrote, decide whether the formula
 equals the verified result on the result's domain (or on the part of it named
 by ``where``), and if not, show a point where it fails:
 
-1. Parse the claim safely (:mod:`genverify.claimparse`; nothing reaches ``eval``).
+1. Parse the claim safely (:mod:`genverify.claims.parse`; nothing reaches ``eval``).
    Symbols with a default (the Leaky-ReLU slope alpha = 1/10) that the claim
    does not mention are fixed to the default in the verified result.
 2. Symbolic: ``simplify(claim - result) == 0`` (after selecting the branches of
@@ -38,15 +38,16 @@ import select
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from genverify import claimparse as cp
+from genverify.claims import parse as cp
+from genverify.claims.verdict import ErrataRow, Verdict
 from genverify import registry
 
-__all__ = ["Verdict", "Counterexample", "CheckTimeout", "check", "DIGITS", "DEFAULT_TIMEOUT", "DEFAULT_POINTS"]
+__all__ = ["CheckOutcome", "Counterexample", "CheckTimeout", "check", "DIGITS", "DEFAULT_TIMEOUT", "DEFAULT_POINTS"]
 
 #: Working precision (significant digits) of the numeric comparison.
 DIGITS = 40
@@ -80,7 +81,7 @@ class Counterexample:
 
 
 @dataclass
-class Verdict:
+class CheckOutcome:
     """The outcome of :func:`check`. ``bool(verdict)`` is ``verdict.equivalent``."""
 
     result_id: str
@@ -97,6 +98,11 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.equivalent
+
+    @property
+    def verdict(self) -> Verdict:
+        """:attr:`Verdict.CORRECT` when equivalent, else :attr:`Verdict.INCORRECT`."""
+        return Verdict.CORRECT if self.equivalent else Verdict.INCORRECT
 
     @property
     def label(self) -> str:
@@ -124,12 +130,12 @@ class Verdict:
 
 def check(id: str, expr: str, where: str | None = None, latex: bool | None = None, *,
           timeout: float = DEFAULT_TIMEOUT, points: int = DEFAULT_POINTS, seed: int = 0,
-          isolate: bool = True) -> Verdict:
+          isolate: bool = True) -> CheckOutcome:
     """Is ``expr`` (SymPy-style or LaTeX) equal to the registered result ``id`` (on ``where``)?
 
-    Returns a :class:`Verdict`. Raises a ``ValueError`` naming the problem when
+    Returns a :class:`CheckOutcome`. Raises a ``ValueError`` naming the problem when
     the claim cannot be checked: unknown id (:class:`~genverify.registry.UnknownResultError`),
-    syntax error, unknown symbol or refused input (:class:`~genverify.claimparse.ClaimError`),
+    syntax error, unknown symbol or refused input (:class:`~genverify.claims.parse.ClaimError`),
     or the time limit (:class:`CheckTimeout`). ``isolate=False`` runs in this
     process (no hard time limit; for debugging).
     """
@@ -153,7 +159,7 @@ def check(id: str, expr: str, where: str | None = None, latex: bool | None = Non
 # ----------------------------------------------------------------- isolation
 
 
-def _run_isolated(fn, args: tuple, timeout: float) -> Verdict:
+def _run_isolated(fn, args: tuple, timeout: float) -> CheckOutcome:
     """Run ``fn(*args)`` in a forked child; kill it after ``timeout`` seconds."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -250,7 +256,7 @@ def _symbol_table(result: registry.Result) -> dict[str, Any]:
 
 
 def _check_impl(result: registry.Result, expr: str, where: str | None, latex: bool | None,
-                points: int, seed: int, timeout: float) -> Verdict:
+                points: int, seed: int, timeout: float) -> CheckOutcome:
     start = time.monotonic()
     if isinstance(result.expr, sp.MatrixBase):
         # kl-forward-fit's (m, s^2): claims are scalar formulas, so there is nothing to compare with.
@@ -280,7 +286,7 @@ def _check_impl(result: registry.Result, expr: str, where: str | None, latex: bo
         same = sp.simplify(claim) == verified
         msg = (f"the result is {verified}, and so is the claim" if same
                else f"the result is {verified}; the claim is {sp.N(claim, 12) if claim.is_number else claim}")
-        return Verdict(**base, equivalent=bool(same), message=msg, method="infinite",
+        return CheckOutcome(**base, equivalent=bool(same), message=msg, method="infinite",
                        counterexample=None if same else Counterexample({}, _show(sp.N(claim, 15)), str(verified)))
 
     claim_r, verified_r = _restrict(claim, cond), _restrict(verified, cond)
@@ -293,9 +299,9 @@ def _check_impl(result: registry.Result, expr: str, where: str | None, latex: bo
     except (_Budget, Exception):  # noqa: BLE001 - SymPy may fail to simplify; numbers decide then
         proved = False
 
-    verdict: Verdict
+    verdict: CheckOutcome
     if proved:
-        verdict = Verdict(**base, equivalent=True, method="symbolic",
+        verdict = CheckOutcome(**base, equivalent=True, method="symbolic",
                           message="proved symbolically: simplify(claim - result) = 0"
                                   + (" on the --where region" if where else ""))
     else:
@@ -368,7 +374,7 @@ def _univariate_set(cond: Any, s: sp.Symbol) -> sp.Set | None:
 # ----------------------------------------------------------------- numbers
 
 
-def _numeric_comparison(result, active, claim, verified, cond, points, seed, base) -> Verdict:
+def _numeric_comparison(result, active, claim, verified, cond, points, seed, base) -> CheckOutcome:
     rng = np.random.default_rng(seed)
     indexed = [p for p in active if isinstance(p.symbol, sp.IndexedBase)]
     scalars = [p for p in active if not isinstance(p.symbol, sp.IndexedBase)]
@@ -399,7 +405,7 @@ def _numeric_comparison(result, active, claim, verified, cond, points, seed, bas
             if nicer is not None:
                 shown, c_val, v_val = nicer
             ce = Counterexample(shown, _show_val(c_val), _show_val(v_val))
-            return Verdict(**base, equivalent=False, method="numeric", counterexample=ce, points=checked,
+            return CheckOutcome(**base, equivalent=False, method="numeric", counterexample=ce, points=checked,
                            message="the claim differs from the verified result"
                                    + (" on the --where region" if cond is not sp.true else ""))
     if checked == 0:
@@ -409,7 +415,7 @@ def _numeric_comparison(result, active, claim, verified, cond, points, seed, bas
     msg = (f"agrees at {checked} random points{where_txt} to {DIGITS - 15}+ significant digits{sizes}; "
            "SymPy could not prove it symbolically") if scalars or indexed else \
         f"equal to {DIGITS - 15}+ significant digits"
-    return Verdict(**base, equivalent=True, method="numeric", message=msg, points=checked)
+    return CheckOutcome(**base, equivalent=True, method="numeric", message=msg, points=checked)
 
 
 def _sample_points(params, cond, rng, n, small_integers=False) -> list[tuple] | None:
@@ -762,7 +768,7 @@ def _show_set(s: sp.Set) -> str:
 # ----------------------------------------------------------------- errata: every answer of the write-up
 
 #: The transcribed claims of the homework write-up, shipped with the package.
-DEFAULT_CLAIMS = "claims/homework2.yaml"
+DEFAULT_CLAIMS = "homework2.yaml"
 _ENTRY_KEYS = {"question", "part", "id", "claim", "where", "rename", "note"}
 
 
@@ -788,20 +794,6 @@ class ClaimEntry:
         return text
 
 
-@dataclass
-class ErrataRow:
-    """A row of the errata table: ``verdict`` is ``correct``, ``incorrect`` or ``not checkable``."""
-
-    question: str
-    part: str
-    id: str
-    claim: str
-    where: str
-    verdict: str
-    evidence: str
-    note: str = ""
-
-
 def load_claims(path: str | os.PathLike | None = None) -> tuple[str, list[ClaimEntry]]:
     """Read a claims file (default: the packaged :data:`DEFAULT_CLAIMS`); return (title, entries)."""
     import yaml
@@ -809,7 +801,7 @@ def load_claims(path: str | os.PathLike | None = None) -> tuple[str, list[ClaimE
     if path is None:
         from importlib.resources import files
 
-        text = files("genverify").joinpath(DEFAULT_CLAIMS).read_text(encoding="utf-8")
+        text = files("genverify.claims").joinpath(DEFAULT_CLAIMS).read_text(encoding="utf-8")
         label = DEFAULT_CLAIMS
     else:
         label = str(path)
@@ -851,14 +843,14 @@ def audit_entry(entry: ClaimEntry, timeout: float = DEFAULT_TIMEOUT, seed: int =
                where=entry.where or "", note=entry.note)
     text = entry.text_to_check()
     if text is None:
-        return ErrataRow(**row, verdict="not checkable", evidence="no formula given in the write-up")
+        return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence="no formula given in the write-up")
     if entry.id not in registry.ids():
-        return ErrataRow(**row, verdict="not checkable",
+        return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE,
                          evidence=f"result not registered (no result {entry.id!r} in the registry yet)")
     try:
         v = check(entry.id, text, where=entry.where, latex=True, timeout=timeout, seed=seed)
     except ValueError as exc:
-        return ErrataRow(**row, verdict="not checkable", evidence=str(exc))
+        return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence=str(exc))
     if v.equivalent:
         evidence = v.message
     else:
@@ -867,7 +859,7 @@ def audit_entry(entry: ClaimEntry, timeout: float = DEFAULT_TIMEOUT, seed: int =
         evidence += "; " + v.integral_note
     if v.defaults:
         evidence += " (" + ", ".join(f"{k} = {x}" for k, x in v.defaults.items()) + " as in the homework)"
-    return ErrataRow(**row, verdict="correct" if v.equivalent else "incorrect", evidence=evidence)
+    return ErrataRow(**row, verdict=Verdict.CORRECT if v.equivalent else Verdict.INCORRECT, evidence=evidence)
 
 
 def audit(entries: list[ClaimEntry], timeout: float = DEFAULT_TIMEOUT, seed: int = 0,

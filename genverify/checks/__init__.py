@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 import numpy as np
 import sympy as sp
 
-from genverify.registry import Check, Outcome, Result
+from genverify.core import Check, Outcome, Result
 
 #: Monte Carlo checks accept |estimate - truth| <= MC_SIGMAS * standard error.
 #: For a normal estimate the two-sided false-alarm rate of one comparison at

@@ -9,7 +9,10 @@ from scipy import integrate, stats
 from genverify.checks import check, numeric_matches_derivation, symbolic_matches_hand
 from genverify.derivations import leaky_relu as dl
 from genverify.numerics import leaky_relu, leaky_relu_inverse, leaky_relu_inverse_abs_det, leaky_relu_log_abs_det
-from genverify.registry import Outcome, Param, Result, register
+from genverify.core import Outcome, Param, Result
+
+#: The results of this topic, registered by genverify.registry in this order.
+RESULTS: list[Result] = []
 
 _alpha = Param("alpha", dl.alpha, sp.Interval.open(0, 1), "negative slope", default=sp.Rational(1, 10),
                sample_range=(0.01, 0.99))
@@ -48,7 +51,7 @@ def _inverse_torch(result, rng):
     return Outcome(bool(err == 0.0), f"max abs diff {err:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="leaky-relu-inverse",
     statement="The inverse of LReLU(z) = z (z > 0), alpha z (z <= 0) is x (x > 0), x/alpha (x <= 0)",
     question="6",
@@ -108,7 +111,7 @@ def _logdet_density_integrates(result, rng):
     return Outcome(abs(total - 1) <= 1e-7, f"∫p = {total:.10f} (alpha = 0.1)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="leaky-relu-log-abs-det",
     statement="For x = LReLU(z) elementwise on R^n, log|det ∂f/∂z| = n_neg log(alpha), n_neg = #{i : z_i <= 0}",
     question="6",
@@ -142,7 +145,7 @@ def _inv_det_explicit(result, rng):
     return Outcome(worst <= 1e-13, f"max rel err {worst:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="leaky-relu-inverse-abs-det",
     statement="|det ∂f/∂z|^{-1} = alpha^{-n_neg}; 10^{n_neg} for the homework's alpha = 0.1",
     question="6",

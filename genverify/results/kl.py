@@ -9,7 +9,10 @@ from scipy import integrate
 from genverify.checks import check, mc_outcome, numeric_matches_derivation, relative_error, symbolic_matches_hand
 from genverify.derivations import kl as dk
 from genverify.numerics import kl_gaussian, kl_uniform, kl_vae
-from genverify.registry import Outcome, Param, Result, register
+from genverify.core import Outcome, Param, Result
+
+#: The results of this topic, registered by genverify.registry in this order.
+RESULTS: list[Result] = []
 
 # ---------------------------------------------------------------- uniforms
 
@@ -53,7 +56,7 @@ def _fixed_uniform_checks(p: tuple[float, float], q: tuple[float, float]):
     return (symbolic_matches_hand(), numeric, torch_check, quad)
 
 
-register(Result(
+RESULTS.append(Result(
     id="kl-uniform-forward",
     statement="KL(U[0,1] || U[-2,2]) = log 4: finite, since supp U[0,1] lies inside [-2,2]",
     question="1a",
@@ -66,7 +69,7 @@ register(Result(
     checks=_fixed_uniform_checks((0.0, 1.0), (-2.0, 2.0)),
 ))
 
-register(Result(
+RESULTS.append(Result(
     id="kl-uniform-reverse",
     statement="KL(U[-2,2] || U[0,1]) = +infinity: U[-2,2] puts mass where U[0,1] has none",
     question="1a",
@@ -108,7 +111,7 @@ def _uniform_quad(result, rng):
     return Outcome(worst <= 1e-10 and len(idx) >= 20, f"max rel err {worst:.1e} ({len(idx)} covered pts)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="kl-uniform",
     statement="KL(U[a,b] || U[c,d]) = log((d-c)/(b-a)) if [a,b] ⊆ [c,d], else +infinity",
     question="1a",
@@ -172,7 +175,7 @@ def _gaussian_mc_check(args_of, n_params: int = 6, n: int = 200_000):
 _mu_dom = sp.Interval(-5, 5)
 _sigma_dom = sp.Interval.open(0, sp.oo)
 
-register(Result(
+RESULTS.append(Result(
     id="kl-gaussian",
     statement="KL(N(mu1,sigma1^2) || N(mu2,sigma2^2)) = log(sigma2/sigma1) + (sigma1^2 + (mu1-mu2)^2)/(2 sigma2^2) - 1/2",
     question="1c",
@@ -195,7 +198,7 @@ register(Result(
     ),
 ))
 
-register(Result(
+KL_VAE = Result(
     id="kl-vae",
     statement="KL(N(mu,sigma^2) || N(0,1)) = (mu^2 + sigma^2 - 1 - log sigma^2)/2, the VAE's KL term per latent",
     question="1c",
@@ -213,4 +216,5 @@ register(Result(
         _gaussian_torch_check(lambda v: (v["mu"], v["sigma"], 0.0, 1.0)),
         _gaussian_mc_check(lambda v: (v["mu"], v["sigma"], 0.0, 1.0)),
     ),
-))
+)
+RESULTS.append(KL_VAE)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
+from genverify.core import ExperimentConfig, ExperimentOutput, Table
 
 EM_COMPONENTS = 20  # the largest K of question 2d
 IW_SAMPLES = 64     # k for the VAE's IWAE estimate and NICE's importance-weighted dequantisation bound
@@ -31,7 +31,7 @@ TEMPERATURES = (1.0, 0.7)
 def run(config: ExperimentConfig) -> ExperimentOutput:
     import torch
 
-    from genverify.commands.compare import COLUMNS, CompareSettings, _mean_se, run_comparison, table_caption
+    from genverify.experiments.compare import COLUMNS, CompareSettings, _mean_se, run_comparison, table_caption
     from genverify.data import default_source
     from genverify.models import training as T
 
@@ -146,13 +146,3 @@ def summarise(n: dict, preset: str, grey_mean: float, grey_se: float, grey_bpd: 
         f"{grey_mean:.1f} +/- {grey_se:.1f} nats per image ({grey_bpd:.2f} bits per pixel). "
         f"Timings on {n['device']}; they vary with machine load.")
 
-
-register_experiment(Experiment(
-    id="nice-vae",
-    title="NICE and VAE on MNIST, compared with the EM mixture",
-    question="4",
-    run=run,
-    depends_on=("genverify.models.nice", "genverify.models.vae", "genverify.models.images",
-                "genverify.models.training", "genverify.models.bernoulli_mixture", "genverify.commands.compare",
-                "genverify.results.q4_nice_vae", "genverify.data"),
-))

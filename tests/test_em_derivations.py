@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from genverify.claims import parse as cp
 from genverify import registry
-from genverify.claims.check import audit, load_claims
+from genverify.claims.errata import audit
+from genverify.claims.verdict import Verdict
+from genverify.claims.writeups import load_claims
 from genverify.derivations import em
 from genverify.numerics import em as nem
 from genverify.checks.indexed import Problem, evaluate
@@ -135,8 +137,8 @@ def test_write_up_answers_2a_to_2c_are_checked():
     _, entries = load_claims()
     rows = audit([e for e in entries if e.question.startswith("2")])
     verdicts = {(r.question, r.part): r.verdict for r in rows}
-    assert "not checkable" not in verdicts.values()
-    wrong = {key for key, v in verdicts.items() if v == "incorrect"}
+    assert Verdict.NOT_CHECKABLE not in verdicts.values()
+    wrong = {key for key, v in verdicts.items() if v == Verdict.INCORRECT}
     assert wrong == {("2b-i", "P(z | pi)"), ("2b-i", "P(x | z, p, pi)")}
 
 

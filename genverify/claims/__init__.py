@@ -1,7 +1,26 @@
 """Claims: parse a student's formula, check it against the registry, audit a whole write-up.
 
-* :mod:`genverify.claims.parse`: the safe parser (plain text and LaTeX; nothing reaches ``eval``);
-* :mod:`genverify.claims.check`: :func:`check` (equivalence, counterexamples) and the write-up audit;
-* :mod:`genverify.claims.verdict`: :class:`Verdict` and the typed errata row;
-* ``homework2.yaml``: the homework write-up's answers, transcribed.
+From the text to the verdict:
+
+* :mod:`genverify.claims.parse`: the public front of the safe parser
+  (:func:`~genverify.claims.parse.parse_claim`, ``parse_condition``,
+  ``is_latex``; plain text and LaTeX; nothing reaches ``eval``), built from
+  :mod:`~genverify.claims.lexer` (normalisation, whitelist tokenizer, safety
+  limits), :mod:`~genverify.claims.grammar` (the recursive descent both
+  notations share), :mod:`~genverify.claims.latex_grammar` and
+  :mod:`~genverify.claims.python_grammar` (each notation's own rules);
+* :mod:`genverify.claims.errors`: why a claim cannot be checked (``ClaimError``
+  and its kinds, all ``ValueError``);
+* :mod:`genverify.claims.checker`: :func:`~genverify.claims.checker.check`
+  (``genverify.check``): symbolic equivalence, else
+  :mod:`~genverify.claims.numeric` (40-digit comparison at random points, the
+  counterexample), and a density's integral;
+* :mod:`genverify.claims.isolation`: the check in a forked child with a hard
+  time limit, and the SIGALRM budget of its symbolic step;
+* :mod:`genverify.claims.writeups`: claims files (``ClaimEntry``, ``load_claims``);
+  ``homework2.yaml`` is the homework write-up's answers, transcribed;
+* :mod:`genverify.claims.errata`: the audit of a write-up (``audit_entry``,
+  ``audit``, ``audit_file``) and the report's errata experiment;
+* :mod:`genverify.claims.verdict`: :class:`~genverify.claims.verdict.Verdict`,
+  the typed errata row and :class:`~genverify.claims.verdict.Audit`.
 """

@@ -1,17 +1,22 @@
 """``genverify errata``: check every transcribed answer of the homework write-up and print a table.
 
 The claims live in ``genverify/claims/homework2.yaml`` (question, registry id,
-optional ``--where``, the LaTeX as written). Each is run through
-:func:`genverify.claims.check.check`; the verdicts come from checking, never
-from a list. Exit 0 when the audit ran (wrong answers are its findings), 1
-with ``--strict`` if any answer is incorrect, 2 for a bad claims file.
+optional ``where``, the LaTeX as written), or in the file given by ``--file``.
+Each is checked by :func:`genverify.claims.errata.audit`; the verdicts come
+from checking, never from a list. Exit 0 when the audit ran (wrong answers
+are its findings), 1 with ``--strict`` if any answer is incorrect, 2 for a
+bad claims file or argument.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 ORDER = 45
+
+#: The library's parameter names that differ from this command's flags.
+FLAGS = {"path": "--file"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,24 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-
+    # The library and rich are imported here, not at the top: `genverify --help` imports every command module.
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from genverify.claims.check import audit, load_claims
+    from genverify.claims.errata import audit, select_entries
+    from genverify.claims.verdict import Verdict
+    from genverify.claims.writeups import load_claims
     from genverify.io import atomic_write_text
 
-    if not args.timeout > 0:
-        raise ValueError(f"--timeout must be positive, got {args.timeout}")
     title, entries = load_claims(args.file)
-    if args.question:
-        entries = [e for e in entries if e.question.startswith(args.question)]
-        if not entries:
-            raise ValueError(f"--question {args.question!r} matches no entry")
+    entries = select_entries(entries, args.question)
     console = Console(width=None if Console().is_terminal else 160)
     with Progress(TextColumn("[bold]errata"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console, transient=True) as progress:
@@ -65,16 +65,14 @@ def run(args: argparse.Namespace) -> int:
     for col, kw in (("question", {}), ("claim", {"overflow": "fold", "max_width": 60}),
                     ("verdict", {}), ("evidence", {"overflow": "fold"})):
         table.add_column(col, **kw)
-    style = {"correct": "[green]correct[/]", "incorrect": "[red bold]incorrect[/]",
-             "not checkable": "[yellow]not checkable[/]"}
+    style = {Verdict.CORRECT: "green", Verdict.INCORRECT: "red bold", Verdict.NOT_CHECKABLE: "yellow"}
     for r in rows:
         question = r.question + (f"\n{r.part}" if r.part else "")
         claim = r.claim + (f"\nwhere {r.where}" if r.where else "")
-        table.add_row(escape(question), escape(claim), style[r.verdict], escape(r.evidence))
+        table.add_row(escape(question), escape(claim), f"[{style[r.verdict]}]{r.verdict.value}[/]", escape(r.evidence))
     console.print(table, markup=True, highlight=False)
-    counts = {v: sum(r.verdict == v for r in rows) for v in ("correct", "incorrect", "not checkable")}
-    console.print(f"{counts['correct']} correct, {counts['incorrect']} incorrect, "
-                  f"{counts['not checkable']} not checkable (of {len(rows)})", highlight=False)
+    counts = {v: sum(r.verdict == v for r in rows) for v in Verdict}
+    console.print(", ".join(f"{counts[v]} {v.value}" for v in Verdict) + f" (of {len(rows)})", highlight=False)
     if args.json:
-        atomic_write_text(args.json, json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
-    return 1 if args.strict and counts["incorrect"] else 0
+        atomic_write_text(args.json, json.dumps([r.to_json() for r in rows], indent=2))
+    return 1 if args.strict and counts[Verdict.INCORRECT] else 0

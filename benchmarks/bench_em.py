@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         return 2
 
     from genverify.models import BernoulliMixture
-    from genverify.models.bernoulli_mixture import _EMKernel, _int8_matmul_works
+    from genverify.models.em_kernels import EMKernel, int8_matmul_works
 
     x, what = load_data(args.data_dir)
     n, d = x.shape
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     weights = np.full(k, 1.0 / k)
     x32 = x.astype(np.float32)
     device = torch.device(args.device)
-    backends = ["float32"] + (["int8"] if _int8_matmul_works(device.type) else [])
-    kernels = {b: _EMKernel(x, device, b) for b in backends}
+    backends = ["float32"] + (["int8"] if int8_matmul_works(device.type) else [])
+    kernels = {b: EMKernel(x, device, b) for b in backends}
     estimator = BernoulliMixture(k, alpha=ALPHA)
 
     def ours(backend):

@@ -47,7 +47,12 @@ import time
 import numpy as np
 import torch
 
+from genverify.experiments.training_runs import load_split
 from genverify.models import training as T
+from genverify.models.devices import use_bf16
+from genverify.models.evaluation import held_out_binary, nice_nll_bound, vae_nll
+from genverify.models.heap import tune_cpu_allocator
+from genverify.models.images import as_image_tensor
 
 BATCH = 256
 LR = {"nice": 1e-3, "vae": 5e-4}  # the reference's Adam learning rates
@@ -89,7 +94,7 @@ def plain_batches(images, kind):
 
 def fast_batches(images, cfg, device, gen):
     """The batches of ``genverify.models.training.train``: one tensor on the device, transformed by index."""
-    data = T.as_image_tensor(images.reshape(len(images), -1).astype(np.float32) / 255.0, device)
+    data = as_image_tensor(images.reshape(len(images), -1).astype(np.float32) / 255.0, device)
     fmt = T.memory_format(cfg)
     n = len(data)
     while True:
@@ -167,7 +172,7 @@ def _worker(conn, kind, mode, device, threads):
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
-    tuned = MODES[mode][2] and device.type == "cpu" and T.tune_cpu_allocator()  # as train() does on CPU
+    tuned = MODES[mode][2] and device.type == "cpu" and tune_cpu_allocator()  # as train() does on CPU
     runner = Runner(kind, load_uint8_images(), device, mode)
     runner.timed(2)  # warm-up: allocator, oneDNN kernels, DataLoader iterator
     conn.send((torch.get_num_threads(), tuned))
@@ -205,15 +210,15 @@ def check_precision(device: torch.device) -> None:
         for precision in ("fp32", "bf16"):
             cfg = T.preset("quick", kind, precision=precision, device=str(device),
                            **({"nice_input": "binary"} if kind == "nice" else {}))
-            train_x, held_x = T.load_split(cfg)
+            train_x, held_x = load_split(cfg)
             with tempfile.TemporaryDirectory() as tmp:
                 result = T.train(cfg, tmp, data=train_x, show_progress=False)
-            x = T.held_out_binary(held_x, cfg.split_seed)
+            x = held_out_binary(held_x, cfg.split_seed)
             gen = torch.Generator(device=device).manual_seed(1)
             if kind == "nice":
-                nll = T.nice_nll_bound(result.model, x, levels=2, k=1, generator=gen)["bound"]
+                nll = nice_nll_bound(result.model, x, levels=2, k=1, generator=gen)["bound"]
             else:
-                nll = T.vae_nll(result.model, x, k=16, generator=gen)["iw"]
+                nll = vae_nll(result.model, x, k=16, generator=gen)["iw"]
             scores[precision] = nll.double()
             print(f"  {kind} {precision}: {float(nll.mean()):8.2f} +/- {float(nll.std()) / math.sqrt(len(nll)):.2f}"
                   f"  (train {result.train_seconds:6.1f} s, final train loss {result.history[-1]['loss']:.2f})")
@@ -241,7 +246,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    bf16 = T.use_bf16("auto", device)  # native bfloat16 only
+    bf16 = use_bf16("auto", device)  # native bfloat16 only
     modes = [m for m, (_, amp, _) in MODES.items() if bf16 or not amp]
     goal_mode = modes[-1]  # what genverify train runs here
     ctx = multiprocessing.get_context("spawn")

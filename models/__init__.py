@@ -24,6 +24,8 @@ _EXPORTS = {
     "dequantize": "images",
     "binarize": "images",
     "BernoulliMixture": "bernoulli_mixture",
+    "resolve_device": "devices",
+    "available_devices": "devices",
     "fit_forward_kl_torch": "kl_fit_torch",
     "fit_reverse_kl_torch": "kl_fit_torch",
     "forward_kl_torch": "kl_fit_torch",

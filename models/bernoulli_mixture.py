@@ -19,28 +19,12 @@ EM alternates (2b, 2c; Bishop, *PRML* 9.3.3):
   prior, as ``BernoulliNB``'s ``alpha``),
   :math:`p_{kd} = (S_{kd} + \alpha) / (N_k + 2\alpha)`, strictly inside (0, 1)
   for :math:`\alpha > 0`, so a pixel that is 0 (or 1) in every image never
-  gives :math:`\log 0`.
+  gives :math:`\log 0`. The update is
+  :func:`genverify.numerics.em.m_step_from_statistics`, the same function as
+  the float64 reference :func:`genverify.numerics.em.m_step` runs.
 
-Both steps are fused: the rows of X are visited in cache-sized chunks, and
-each chunk's responsibilities are multiplied back into :math:`S` while the
-chunk is still in cache. Nothing of size N x K x D is ever formed.
-
-Two kernels (``backend``):
-
-* ``'float32'``: float32 matrix products, sums accumulated in float64.
-* ``'int8'`` (the CPU default): binary X is exact in int8, and the CPU's
-  int8 dot-product instructions (AVX512-VNNI) multiply 4x faster than float32.
-  The parameters are written in fixed point and split into three signed 8-bit
-  limbs, :math:`w_k \approx 2^{-s_k}(l_0 + 2^8 l_1 + 2^{16} l_2)` (24 bits,
-  float32's precision), so :math:`x^\top w_k` is three exact int32 products;
-  likewise the responsibilities, :math:`\eta \approx (b_0 + 2^8 b_1 + 2^{16} b_2)/(2^{24} - 1)` with
-  bytes :math:`b_j` (stored as :math:`b_j - 128`).
-  Every sum over pixels and images is then exact integer arithmetic: the only
-  roundings are of the logits and of the responsibilities, to float32's 24
-  bits, and the sufficient statistics do not depend on how rows are chunked.
-  (``torch._int_mm``, the int8 x int8 -> int32 product, is private
-  torch API; ``backend='auto'`` checks at first use that it exists and is
-  exact, else uses float32.)
+Both steps are fused and chunked, in one of two kernels (``backend``:
+``'float32'`` or the exact ``'int8'``); see :mod:`genverify.models.em_kernels`.
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006),
 section 9.3.3; scikit-learn's ``sklearn.mixture.GaussianMixture`` for the
@@ -49,29 +33,41 @@ estimator interface.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-import sys
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
 
-__all__ = ["BernoulliMixture", "e_step", "log_joint", "m_step"]
+from genverify.numerics.em import m_step_from_statistics
+
+from ._sklearn_compat import Interval, StrOptions, fit_context, validate_data
+from .devices import resolve_device
+from .em_kernels import EMKernel, int8_matmul_works, log_params
+
+__all__ = ["BernoulliMixture", "DEVICE_KINDS", "e_step", "log_joint", "resolve_em_device"]
+
+#: Where EM may run: it accumulates in float64, which MPS lacks.
+DEVICE_KINDS = ("cpu", "cuda")
 
 
-# ------------------------------------------------------------------ the two steps (any float dtype)
+def resolve_em_device(name: str = "cpu") -> torch.device:
+    """The device a ``BernoulliMixture(device=name)`` computes on: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+
+    Names are exact, as scikit-learn parameters are (``"CPU"`` is an error);
+    errors are :class:`~genverify.core.ParameterError` naming ``device``.
+    """
+    return resolve_device(name, allowed=DEVICE_KINDS, case_sensitive=True)
 
 
-def _log_params(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w, c): w = log p - log(1 - p) (K, D) and c = sum_d log(1 - p) (K,)."""
-    log1m = torch.log1p(-means)
-    return torch.log(means) - log1m, log1m.sum(dim=1)
+# ------------------------------------------------------------------ the E-step (any float dtype)
 
 
 def log_joint(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
@@ -80,7 +76,7 @@ def log_joint(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor) -> to
     One matrix product: :math:`X w^\top + (c + \log\pi)`; ``means`` must lie
     strictly inside (0, 1).
     """
-    w, c = _log_params(means.to(torch.float64))  # before any rounding: p near 1 must not become 1
+    w, c = log_params(means.to(torch.float64))  # before any rounding: p near 1 must not become 1
     return torch.addmm((c + torch.log(weights.to(torch.float64))).to(x.dtype), x, w.T.to(x.dtype))
 
 
@@ -92,202 +88,6 @@ def e_step(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor) -> tuple
     joint = log_joint(x, weights, means)
     log_norm = torch.logsumexp(joint, dim=1)
     return log_norm, joint - log_norm[:, None]
-
-
-def m_step(x: torch.Tensor, resp: torch.Tensor, alpha: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""M-step (2c): ``(weights, means)`` from responsibilities ``resp`` (N, K).
-
-    .. math:: \pi_k = \frac{N_k}{N}, \qquad p_{kd} = \frac{\sum_n \eta_{nk} x_{nd} + \alpha}{N_k + 2\alpha}
-
-    ``alpha = 0`` is the maximum-likelihood update; ``alpha > 0`` the MAP
-    update under a Beta(1 + alpha, 1 + alpha) prior. Sums in float64.
-    """
-    resp64 = resp.to(torch.float64)
-    nk = resp64.sum(dim=0)
-    sums = (resp.T @ x.to(resp.dtype)).to(torch.float64)
-    return nk / x.shape[0], (sums + alpha) / (nk[:, None] + 2.0 * alpha)
-
-
-# ------------------------------------------------------------------ fused, chunked kernels
-
-_LIMBS = (1, 1 << 8, 1 << 16)  # weights of three base-256 digits
-_W_MAX = (1 << 23) - (1 << 16)  # an integer |q| <= this has three balanced digits in [-128, 127]
-_R_SCALE = (1 << 24) - 1  # responsibilities in fixed point: three bytes
-_R_OFFSET = 128 * (_LIMBS[0] + _LIMBS[1] + _LIMBS[2])  # a byte b is multiplied as the int8 b - 128
-
-
-@functools.cache
-def _int8_matmul_works(device_type: str) -> bool:
-    """Whether ``torch._int_mm`` (int8 x int8 -> int32) runs and is exact here (and bytes are little-endian,
-    which the responsibilities' byte split relies on)."""
-    if not hasattr(torch, "_int_mm") or sys.byteorder != "little":
-        return False
-    try:
-        gen = torch.Generator().manual_seed(0)
-        a = torch.randint(-128, 128, (32, 40), generator=gen, dtype=torch.int8)
-        b = torch.randint(-128, 128, (40, 24), generator=gen, dtype=torch.int8)
-        got = torch._int_mm(a.to(device_type), b.to(device_type)).cpu()
-        return bool(torch.equal(got.to(torch.int64), a.to(torch.int64) @ b.to(torch.int64)))
-    except (RuntimeError, NotImplementedError):
-        return False
-
-
-def _dense(t: torch.Tensor) -> torch.Tensor:
-    """A copy with the standard row-major strides. ``torch._int_mm`` on CPU (torch 2.13) reads garbage
-    from an operand whose size-1 dimension has another stride, which ``.contiguous()`` keeps."""
-    return torch.empty(t.shape, dtype=t.dtype, device=t.device).copy_(t)
-
-
-def _fixed_point_limbs(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float64 logits ``w`` (K, D) as int8 limbs (D, >= 3K) and float64 scales (3, K) such that
-    ``X @ q.T * 2^-s = sum_j (X @ limbs)[:, jK:(j+1)K] * scales[j]`` with ``q = round(w * 2^s)`` per row:
-    balanced base-256 digits, ``q = d0 + 2^8 d1 + 2^16 d2``, and ``2^s`` the largest power of two
-    keeping ``|q| <= _W_MAX`` (24 significant bits, as float32). The scales are powers of two, so
-    every product of an integer sum with its scale is exact."""
-    top = w.abs().amax(dim=1).clamp_min(1e-30)
-    s = torch.floor(torch.log2(_W_MAX / top)).clamp(max=200.0)
-    q = torch.round(w * torch.exp2(s)[:, None]).to(torch.int64)
-    digits = []
-    for _ in _LIMBS:
-        d = torch.remainder(q + 128, 256) - 128
-        digits.append(d)
-        q = (q - d) // 256
-    limbs = torch.cat(digits, dim=0).to(torch.int8)
-    pad = -len(limbs) % 16  # int8 GEMM kernels run ~1.4x faster on a multiple of 16 columns (60 -> 64)
-    limbs = _dense(torch.cat([limbs, limbs.new_zeros(pad, limbs.shape[1])]).T)
-    scales = torch.stack([weight * torch.exp2(-s) for weight in _LIMBS])
-    return limbs, scales
-
-
-class _EMKernel:
-    """Binary data held once on the device in the form the backend multiplies, visited in chunks.
-
-    ``x`` is a uint8 (N, D) array of 0/1. Per chunk of B rows the work is two
-    matrix products and a few in-place passes over the (B, K) block; the
-    sufficient statistics accumulate in float64 (float32 backend) or exactly
-    in int64 (int8 backend). Never N x K x D.
-    """
-
-    def __init__(self, x: np.ndarray, device: torch.device, backend: str, chunk_rows: int | None = None):
-        self.device, self.backend = device, backend
-        self.n, self.d = x.shape
-        if backend == "int8":
-            # int8, with a column of ones appended: the M-step product then also yields N_k (exactly)
-            aug = np.ones((self.n, self.d + 1), dtype=np.int8)
-            aug[:, :self.d] = x
-            self.x = torch.from_numpy(aug).to(device)
-            # sum_n x_nd (and N for the ones column), for the byte offset of the responsibilities
-            colsum = np.append(x.sum(axis=0, dtype=np.int64), self.n)
-            self.colsum = torch.from_numpy(colsum).to(device)
-        else:
-            if not x.flags.writeable:  # torch warns on read-only buffers
-                x = x.copy()
-            self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32)
-        if chunk_rows is None:
-            # CPU: a chunk and its (B, K) block stay in cache between the two products; GPU: one launch.
-            chunk_rows = (1 << 16) if device.type != "cpu" else 2048
-        self.chunk_rows = max(1, int(chunk_rows))
-
-    def _chunks(self):
-        for start in range(0, self.n, self.chunk_rows):
-            yield self.x[start:start + self.chunk_rows]
-
-    def _prepare(self, weights: np.ndarray, means: np.ndarray):
-        p = torch.as_tensor(means, dtype=torch.float64, device=self.device)
-        w, c = _log_params(p)
-        c = c + torch.log(torch.as_tensor(weights, dtype=torch.float64, device=self.device))
-        if self.backend == "int8":
-            w = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)  # the ones column carries no weight
-            return (*_fixed_point_limbs(w), c)
-        return w.to(torch.float32).T.contiguous(), None, c
-
-    def _joint(self, xb: torch.Tensor, prepared) -> torch.Tensor:
-        """(B, K) float64 log pi_k + log P(x_n | p_k) for one chunk (a fresh tensor)."""
-        wt, scales, c = prepared
-        if self.backend == "int8":
-            k = c.shape[0]
-            a = torch._int_mm(xb, wt)[:, :3 * k].to(torch.float64).view(-1, 3, k)
-            return (torch.addcmul(c, a[:, 0], scales[0]).addcmul_(a[:, 1], scales[1])
-                    .addcmul_(a[:, 2], scales[2]))
-        return torch.mm(xb, wt).to(torch.float64).add_(c)
-
-    def _accumulators(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.backend == "int8":  # (3 bytes x K, D + 1) sums of the responsibilities' bytes, exact
-            return (torch.zeros(k, dtype=torch.float64, device=self.device),
-                    torch.zeros(3 * k, self.d + 1, dtype=torch.int64, device=self.device))
-        return (torch.zeros(k, dtype=torch.float64, device=self.device),
-                torch.zeros(k, self.d, dtype=torch.float64, device=self.device))
-
-    def _add_resp_sums(self, xb: torch.Tensor, resp: torch.Tensor, nk: torch.Tensor, sums: torch.Tensor) -> None:
-        """Add one chunk's N_k and eta^T x to the accumulators; ``resp`` (B, K) float32 is overwritten.
-
-        int8: q = round(eta * (2^24 - 1)) is an exact float32 integer. Viewed as bytes, an int32 is
-        (b_0, b_1, b_2, 0) little-endian; XOR 0x808080 turns b_j into the int8 b_j - 128, so one int8
-        product of the (3K, B) byte matrix gives sum_n (b_j - 128) x_n for every byte at once, and
-        eta^T x = (sum_j 2^{8j} sum_n (b_j - 128) x_n + 128 (1 + 2^8 + 2^16) sum_n x_n) / (2^24 - 1),
-        every sum an exact integer (N_k from the ones column)."""
-        if self.backend == "int8":
-            b, k = resp.shape
-            qi = resp.mul_(_R_SCALE).round_().to(torch.int32).bitwise_xor_(0x808080)
-            # bytes 0-2 of every q as a dense (3K, B) matrix: ~20% cheaper than multiplying all four
-            digits = _dense(qi.view(torch.int8).view(b, k, 4)[:, :, :3].permute(2, 1, 0)).view(3 * k, b)
-            sums += torch._int_mm(digits, xb)  # (3K, D + 1)
-        else:
-            nk += resp.sum(dim=0, dtype=torch.float64)
-            sums += torch.mm(resp.T, xb)
-
-    def _finish(self, nk: torch.Tensor, sums: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        if self.backend == "int8":
-            by_byte = sums.view(3, -1, self.d + 1)  # rows j * K + k: byte j of component k
-            exact = by_byte[0] + by_byte[1] * _LIMBS[1] + by_byte[2] * _LIMBS[2] + _R_OFFSET * self.colsum
-            exact = exact.cpu().numpy().astype(np.float64) / _R_SCALE
-            return exact[:, self.d], exact[:, :self.d]
-        return nk.cpu().numpy(), sums.cpu().numpy()
-
-    @torch.inference_mode()
-    def statistics(self, weights: np.ndarray, means: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """One fused E+M pass: (sum_n log P(x_n), N_k, S = eta^T X) at the given parameters."""
-        prepared = self._prepare(weights, means)
-        nk, sums = self._accumulators(len(weights))
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for xb in self._chunks():
-            joint = self._joint(xb, prepared)
-            top = joint.amax(dim=1, keepdim=True)
-            # After the float64 shift every exponent is <= 0 and float32 keeps eta to its own precision.
-            # Exponents below -80 are raised to -80: e^-80 is already invisible next to the largest
-            # term (1) at float32 precision, and exp of a float32 denormal result is ~10x slower.
-            e = joint.sub_(top).to(torch.float32).clamp_(min=-80.0).exp_()
-            norm = e.sum(dim=1, keepdim=True)
-            total += (top + norm.log()).sum()
-            self._add_resp_sums(xb, e.div_(norm), nk, sums)
-        return (float(total), *self._finish(nk, sums))
-
-    @torch.inference_mode()
-    def resp_sums(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N_k, eta^T X) for given responsibilities (the M-step of an initialisation)."""
-        r = torch.as_tensor(resp, dtype=torch.float32, device=self.device)
-        nk, sums = self._accumulators(r.shape[1])
-        for start, xb in zip(range(0, self.n, self.chunk_rows), self._chunks()):
-            self._add_resp_sums(xb, r[start:start + len(xb)].clone(), nk, sums)
-        return self._finish(nk, sums)
-
-    @torch.inference_mode()
-    def joint(self, weights: np.ndarray, means: np.ndarray) -> np.ndarray:
-        """The full (N, K) float64 log joint (for predict / score)."""
-        prepared = self._prepare(weights, means)
-        return torch.cat([self._joint(xb, prepared) for xb in self._chunks()]).cpu().numpy()
-
-    @torch.inference_mode()
-    def dot(self, rows: np.ndarray) -> np.ndarray:
-        """X @ rows.T for 0/1 ``rows`` (M, D): exact counts of shared ones, float64 (N, M)."""
-        r = torch.as_tensor(np.ascontiguousarray(rows), device=self.device)
-        if self.backend == "int8":
-            rt = _dense(torch.cat([r, torch.zeros_like(r[:, :1])], dim=1).to(torch.int8).T)
-            out = [torch._int_mm(xb, rt) for xb in self._chunks()]
-        else:
-            rt = r.to(torch.float32).T.contiguous()
-            out = [torch.mm(xb, rt) for xb in self._chunks()]
-        return torch.cat(out).to(torch.float64).cpu().numpy()
 
 
 # ------------------------------------------------------------------ the estimator
@@ -383,7 +183,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         "init_params": [StrOptions({"k-means++", "random_from_data", "kmeans", "random"})],
         "alpha": [Interval(Real, 0.0, None, closed="neither")],
         "binarize": [None, Interval(Real, None, None, closed="neither")],
-        "device": [str],  # the values are checked in _resolve_device ('cuda:N' has no finite option set)
+        "device": [str],  # the values are checked by resolve_em_device ('cuda:N' has no finite option set)
         "backend": [StrOptions({"auto", "int8", "float32"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -418,57 +218,41 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                              "pass binarize=threshold (e.g. binarize=0.5 for pixels in [0, 1]) to binarise it")
         return X.astype(np.uint8, copy=False)
 
-    def _resolve_device(self) -> torch.device:
-        name = self.device
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if name == "cpu":
-            return torch.device("cpu")
-        if name == "cuda" or re.fullmatch(r"cuda:\d+", name):
-            if not torch.cuda.is_available():
-                raise ValueError(f"device={name!r} but CUDA is not available (torch.cuda.is_available() is False); "
-                                 "use device='cpu' or 'auto'")
-            device = torch.device(name)
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise ValueError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA "
-                                 f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-            return device
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
-
     def _resolve_backend(self, device: torch.device) -> str:
         if self.backend == "float32":
             return "float32"
-        works = device.type == "cpu" and _int8_matmul_works("cpu")
+        works = device.type == "cpu" and int8_matmul_works("cpu")
         if self.backend == "int8" and not works:
             raise ValueError(f"backend='int8' needs the CPU and a torch whose torch._int_mm is exact there "
                              f"(device is {device.type!r}); use backend='float32' or 'auto'")
         return "int8" if works else "float32"
 
-    def _kernel(self, x: np.ndarray) -> _EMKernel:
+    def _kernel(self, x: np.ndarray) -> EMKernel:
         """Binary ``x`` held on the resolved device in the resolved backend's form."""
-        device = self._resolve_device()
-        return _EMKernel(x, device, self._resolve_backend(device))
+        device = resolve_em_device(self.device)
+        return EMKernel(x, device, self._resolve_backend(device))
 
     # -------------------------------------------------------------- fitting
 
     def _params_from_sums(self, nk: np.ndarray, sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The smoothed M-step from sufficient statistics. A component no image explains keeps a
-        tiny positive weight (as GaussianMixture's 10 eps) so log pi stays finite."""
-        weights = (nk + 10 * np.finfo(np.float64).eps) / (n + 10 * np.finfo(np.float64).eps * len(nk))
-        # float32 sums can round past N_k; and (N_k + alpha) / (N_k + 2 alpha) can round to 1 in
-        # float64 for a tiny alpha: keep 1 - p >= 2^-53 so log(1 - p) stays finite
-        sums = np.clip(sums, 0.0, nk[:, None])
-        means = np.minimum((sums + self.alpha) / (nk[:, None] + 2.0 * self.alpha), 1.0 - 2.0**-53)
-        return weights / weights.sum(), means
+        """The M-step from sufficient statistics: :func:`genverify.numerics.em.m_step_from_statistics`
+        with ``alpha`` pseudo-counts of ones and of zeros (the Beta(1 + alpha, 1 + alpha) MAP update).
 
-    def _initial_resp(self, kernel: _EMKernel, x: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        Guards against rounding around it: a component no image explains keeps a tiny positive weight
+        (a weight pseudo-count of 10 eps, as GaussianMixture's) so log pi stays finite; float32 sums can
+        round past N_k, so S is clipped to [0, N_k]; and (N_k + alpha) / (N_k + 2 alpha) can round to 1
+        in float64 for a tiny alpha, so 1 - p is kept >= 2^-53 for log(1 - p) to stay finite."""
+        sums = np.clip(sums, 0.0, nk[:, None])
+        weights, means = m_step_from_statistics(nk, sums, n, pseudo_counts=(self.alpha, self.alpha),
+                                                weight_pseudo_count=10 * np.finfo(np.float64).eps)
+        return weights / weights.sum(), np.minimum(means, 1.0 - 2.0**-53)
+
+    def _initial_resp(self, kernel: EMKernel, x: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
         n, k = x.shape[0], self.n_components
         if self.init_params == "random":
             resp = rng.uniform(size=(n, k))
             return resp / resp.sum(axis=1, keepdims=True)
         if self.init_params == "kmeans":
-            from sklearn.cluster import KMeans
-
             labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(x.astype(np.float32)).labels_
         else:
             counts = x.sum(axis=1, dtype=np.float64)  # |x_n|; Hamming(x, c) = |x| + |c| - 2 x.c
@@ -488,15 +272,13 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         resp[np.arange(n), labels] = 1.0
         return resp
 
-    def _run_em(self, kernel: _EMKernel, x: np.ndarray, rng, init: int):
+    def _run_em(self, kernel: EMKernel, x: np.ndarray, rng, init: int):
         n = x.shape[0]
         nk, sums = kernel.resp_sums(self._initial_resp(kernel, x, rng))
         weights, means = self._params_from_sums(nk, sums, n)
         history, converged, n_iter = [], False, 0
         bar = None
         if self.verbose:
-            from tqdm import tqdm
-
             bar = tqdm(total=self.max_iter, desc=f"EM K={self.n_components} init {init + 1}/{self.n_init}",
                        leave=False)
         try:
@@ -517,7 +299,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                 bar.close()
         return weights, means, history, converged, n_iter
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit by EM, keeping the best of ``n_init`` runs. ``y`` is ignored."""
         self._fit(X)
@@ -542,10 +324,6 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                 best = run
         weights, means, history, converged, n_iter = best
         if not converged and self.max_iter > 0:
-            import warnings
-
-            from sklearn.exceptions import ConvergenceWarning
-
             warnings.warn(f"BernoulliMixture did not converge in max_iter={self.max_iter} iterations "
                           f"(tol={self.tol}); try a larger max_iter or tol", ConvergenceWarning, stacklevel=3)
         self.weights_, self.means_ = weights, means
@@ -598,15 +376,17 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         x = (rng.uniform(size=(n_samples, self.means_.shape[1])) < self.means_[labels]).astype(np.uint8)
         return x, labels
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
+        """Free parameters of the fitted mixture: K D Bernoulli means and K - 1 weights (they sum to 1)."""
+        check_is_fitted(self)
         return self.n_components * self.means_.shape[1] + self.n_components - 1
 
     def bic(self, X) -> float:
         """Bayesian information criterion: -2 log L + (K D + K - 1) log N. Lower is better."""
         n = self._check_X(X).shape[0]
-        return float(-2.0 * self.score(X) * n + self._n_parameters() * math.log(n))
+        return float(-2.0 * self.score(X) * n + self.n_parameters() * math.log(n))
 
     def aic(self, X) -> float:
         """Akaike information criterion: -2 log L + 2 (K D + K - 1). Lower is better."""
         n = self._check_X(X).shape[0]
-        return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())
+        return float(-2.0 * self.score(X) * n + 2 * self.n_parameters())

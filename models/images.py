@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+
+#: One MNIST image: (channels, height, width).
+IMAGE_SHAPE = (1, 28, 28)
 
 
 def validate_int(name: str, value, low: int = 1) -> int:
@@ -54,6 +58,17 @@ def validate_images(x: torch.Tensor, shape: tuple[int, ...], name: str = "x", ch
     if check_range and x.numel() and (bool((x < 0).any()) or bool((x > 1).any())):
         raise ValueError(f"{name} must have values in [0, 1], got range [{float(x.min()):.4g}, {float(x.max()):.4g}]")
     return x
+
+
+def as_image_tensor(data, device: torch.device, name: str = "data",
+                    shape: tuple[int, ...] = IMAGE_SHAPE) -> torch.Tensor:
+    """A checked float32 tensor (N, *shape) on ``device`` from an array or tensor of images in [0, 1]."""
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(np.ascontiguousarray(data))
+    x = validate_images(data, shape, name=name)
+    if len(x) == 0:
+        raise ValueError(f"{name} must contain at least one image")
+    return x.to(device=device, dtype=torch.float32)
 
 
 def dequantize(x: torch.Tensor, levels: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:

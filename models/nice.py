@@ -24,7 +24,10 @@ layer. Here every block is used, the halves are even/odd pixels as in Dinh et
 al., and the diagonal scaling layer of the paper is included.
 
 Read top to bottom: :class:`LogisticPrior`, :class:`AdditiveCoupling`,
-:class:`NICE`.
+:class:`DiagonalScaling`, :class:`NICE`. Each layer has ``forward``,
+``inverse`` and ``log_abs_det_jacobian(x, y)`` (the convention of
+``torch.distributions.Transform``), and :class:`NICE` sums its layers'
+log-determinants, so another coupling (an affine one, say) drops in.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from torch import nn
 
 from .images import mlp, validate_images, validate_int
 
-__all__ = ["AdditiveCoupling", "LogisticPrior", "NICE", "logistic_log_prob"]
+__all__ = ["AdditiveCoupling", "DiagonalScaling", "LogisticPrior", "NICE", "logistic_log_prob"]
 
 
 def logistic_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -101,6 +104,31 @@ class AdditiveCoupling(nn.Module):
         cond, moved = self._split(y)
         return self._join(cond, moved - self.net(cond))
 
+    def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        r"""log|det ∂y/∂x| per row, shape (N,): 0, since the Jacobian is unit triangular."""
+        return x.new_zeros(x.shape[0])
+
+
+class DiagonalScaling(nn.Module):
+    r"""The scaling layer of NICE (Dinh et al. 2014, section 3.3): ``y = e^{s} \odot h``, log|det J| = sum_d s_d.
+
+    ``log_scale`` (s) starts at 0, the identity.
+    """
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(n_features))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h * torch.exp(self.log_scale)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y * torch.exp(-self.log_scale)
+
+    def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        r"""log|det ∂y/∂x| = \sum_d s_d, the same for every row: shape (N,)."""
+        return self.log_scale.sum().expand(x.shape[0])
+
 
 class NICE(nn.Module):
     r"""NICE flow on flattened images, ``log_prob`` in nats per image.
@@ -154,9 +182,19 @@ class NICE(nn.Module):
         self.couplings = nn.ModuleList(
             AdditiveCoupling(n_features, hidden_features, n_hidden_layers, flip=bool(i % 2))
             for i in range(n_coupling_blocks))
-        # s = 0 starts the scaling layer at the identity.
-        self.log_scale = nn.Parameter(torch.zeros(n_features))
+        self.scaling = DiagonalScaling(n_features)
         self.prior = LogisticPrior(n_features)
+        # Checkpoints written before the scaling layer was a module of its own keep s as "log_scale".
+        self._register_load_state_dict_pre_hook(_rename_log_scale)
+
+    @property
+    def log_scale(self) -> nn.Parameter:
+        """s, the scaling layer's log-scales (D,)."""
+        return self.scaling.log_scale
+
+    def transforms(self) -> list[nn.Module]:
+        """The flow's layers in the order x passes through them: the couplings, then the scaling."""
+        return [*self.couplings, self.scaling]
 
     def _flatten(self, x: torch.Tensor, name: str) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -168,19 +206,26 @@ class NICE(nn.Module):
                          f"got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""z = f(x) (flattened, shape (N, D)) and log|det ∂f/∂x| per image, which is ``sum(log_scale)``."""
+        r"""z = f(x) (flattened, shape (N, D)) and log|det ∂f/∂x| per image.
+
+        f is the composition of :meth:`transforms`, so its log-determinant is
+        the sum of theirs (as ``torch.distributions.ComposeTransform`` sums):
+        0 for each additive coupling, ``sum(log_scale)`` for the scaling. The
+        even/odd permutation around them has |det| = 1.
+        """
         h = self._flatten(x, "x")[:, self.perm]
-        for block in self.couplings:
-            h = block(h)
-        z = (h * torch.exp(self.log_scale))[:, self.inv_perm]
-        log_det = self.log_scale.sum().expand(z.shape[0])
-        return z, log_det
+        log_det = 0
+        for layer in self.transforms():
+            y = layer(h)
+            log_det = log_det + layer.log_abs_det_jacobian(h, y)
+            h = y
+        return h[:, self.inv_perm], log_det
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         """x = f^{-1}(z), returned flattened (N, D)."""
-        h = self._flatten(z, "z")[:, self.perm] * torch.exp(-self.log_scale)
-        for block in reversed(self.couplings):
-            h = block.inverse(h)
+        h = self._flatten(z, "z")[:, self.perm]
+        for layer in reversed(self.transforms()):
+            h = layer.inverse(h)
         return h[:, self.inv_perm]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,3 +271,9 @@ class NICE(nn.Module):
         p = self.log_scale
         z = self.prior.sample(n, temperature=float(temperature), generator=generator, device=p.device, dtype=p.dtype)
         return self.inverse(z).reshape(n, *self.image_shape)
+
+
+def _rename_log_scale(state_dict, prefix, *args) -> None:
+    old = prefix + "log_scale"
+    if old in state_dict:
+        state_dict[prefix + "scaling.log_scale"] = state_dict.pop(old)

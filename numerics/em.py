@@ -15,7 +15,9 @@ independently, :math:`x_d \sim \mathrm{Bernoulli}(p^{(k)}_d)`. With ``X`` the
 * :func:`expected_complete_log_likelihood` -- :math:`Q`, id
   ``em-expected-complete-log-likelihood``;
 * :func:`m_step` -- :math:`\pi_k = N_k/N`, :math:`p^{(k)} = \sum_i \eta^{(i)}_k x^{(i)} / N_k`,
-  ids ``em-pi-update`` and ``em-p-update`` (2c).
+  ids ``em-pi-update`` and ``em-p-update`` (2c); the update itself is
+  :func:`m_step_from_statistics`, from the sufficient statistics, which
+  ``genverify.models.BernoulliMixture`` runs too.
 
 Why log space: at :math:`D = 784` one image has probability about
 :math:`e^{-200}` or less under a component, far below the smallest float64
@@ -50,6 +52,7 @@ __all__ = [
     "mixture_log_likelihood_samples",
     "expected_complete_log_likelihood",
     "m_step",
+    "m_step_from_statistics",
     "latent_log_prior",
     "conditional_log_likelihood",
     "complete_data_log_likelihood",
@@ -359,14 +362,44 @@ def m_step(X, resp, prior=None) -> tuple[np.ndarray, np.ndarray]:
         if not (np.isfinite(a) and np.isfinite(b) and a >= 1.0 and b >= 1.0):
             raise ValueError(f"prior must be (a, b) with finite a >= 1 and b >= 1, got {prior!r}")
     Nk = r.sum(axis=0)
-    denominator = Nk + (a + b - 2.0)
-    if np.any(denominator <= 0.0):
-        k = int(np.flatnonzero(denominator <= 0.0)[0])
+    pseudo_counts = (a - 1.0, b - 1.0)
+    if np.any(Nk + sum(pseudo_counts) <= 0.0):
+        k = int(np.flatnonzero(Nk + sum(pseudo_counts) <= 0.0)[0])
         raise ValueError(
             f"resp gives component {k} zero total responsibility, so its update is 0/0; "
             "re-initialise it or pass prior=(a, b) with a + b > 2"
         )
-    weights = Nk / X.shape[0]
-    P = (r.T @ X + (a - 1.0)) / denominator[:, None]
-    # Rounding in the sums can push a probability a few ulps past 1.
+    return m_step_from_statistics(Nk, r.T @ X, X.shape[0], pseudo_counts=pseudo_counts)
+
+
+def m_step_from_statistics(nk, sums, n: int, pseudo_counts=(0.0, 0.0),
+                           weight_pseudo_count: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    r"""The M-step of 2c from the sufficient statistics; returns ``(weights, P)``.
+
+    ``nk`` is :math:`N_k = \sum_i \eta^{(i)}_k` ``(K,)``, ``sums`` is
+    :math:`S = \eta^\top X` ``(K, D)`` and ``n`` is N. With pseudo-counts
+    :math:`(c_1, c_0)` of ones and zeros per pixel (a :math:`\mathrm{Beta}(c_1 + 1, c_0 + 1)`
+    prior on every :math:`p^{(k)}_d`) and :math:`c` per component (a symmetric
+    :math:`\mathrm{Dirichlet}(c + 1)` prior on :math:`\pi`), the MAP update is
+
+    .. math:: \pi_k = \frac{N_k + c}{N + K c}, \qquad
+              p^{(k)}_d = \frac{S_{kd} + c_1}{N_k + c_1 + c_0}
+
+    and with every pseudo-count 0 the maximum-likelihood update of :func:`m_step`.
+    Nothing is validated but that no denominator is zero; a probability a few
+    ulps outside [0, 1] (rounding in the sums) is clipped into it.
+
+    >>> w, P = m_step_from_statistics(np.array([1.5, 0.5]), np.array([[1.5, 0.5], [0.5, 0.5]]), 2)
+    >>> w.tolist(), P.tolist()
+    ([0.75, 0.25], [[1.0, 0.3333333333333333], [1.0, 1.0]])
+    """
+    nk, sums = np.asarray(nk, dtype=np.float64), np.asarray(sums, dtype=np.float64)
+    ones, zeros = pseudo_counts
+    denominator = nk + (ones + zeros)
+    if np.any(denominator <= 0.0):
+        k = int(np.flatnonzero(denominator <= 0.0)[0])
+        raise ValueError(f"nk: component {k} has zero total responsibility and no pseudo-counts, so its "
+                         "update is 0/0")
+    weights = (nk + weight_pseudo_count) / (n + weight_pseudo_count * len(nk))
+    P = (sums + ones) / denominator[:, None]
     return weights, np.clip(P, 0.0, 1.0)

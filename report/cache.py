@@ -1,53 +1,89 @@
-"""Cache keys for the report: a part is recomputed only when its code or configuration changed.
+"""The report's cache: a part is recomputed only when its code or its settings changed.
 
-A key is the SHA-256 of
+A part's key is the SHA-256 of
 
-* the source of every ``genverify`` module the part can execute: the modules of
-  its callables (or an experiment's own module), followed
-  through every ``import`` statement of the ``genverify`` namespace, including
-  imports inside functions (:func:`module_closure`, found with :mod:`ast`);
+* the source of every ``genverify`` module the part can execute: the module of its
+  code (a result's callables and the report's code that typesets them, an experiment's
+  ``run``, the errata audit) followed through every ``import`` statement of the
+  ``genverify`` namespace (:func:`module_closure`, read with :mod:`ast`). Imports inside
+  functions count too: a few modules import genverify modules lazily on purpose (a
+  result's torch check, the registry's discovery), and what a function may import is
+  code it may run. No part lists its dependencies by hand;
 * the part's own data (a result's statement, symbols, domains, constraint);
-* the configuration (preset, data directory listing, seed, device) and the
-  versions of the numerical libraries.
+* the settings (preset, data directory listing, seed, device) and the versions of the
+  numerical libraries (:func:`genverify.report.environment.library_versions`).
 
-An experiment whose code reaches ``genverify.registry`` reads the registry at
-run time (the errata audit checks claims against whatever results exist), so
-its key also covers every registered result.
+A part whose code reaches ``genverify.registry`` reads the registry at run time (the
+errata audit checks claims against whatever results exist), so its key also covers
+every registered result (:func:`registry_digest`).
+
+Module files are found without importing them (only the top package ``genverify``
+itself, whose ``__init__`` is light), so computing a key never imports torch.
+
+The files: each part's entry is a JSON file (or a folder, for an experiment) named by
+its key under ``<cache>/<kind>/<part id>/``; older entries are pruned (:func:`prune`).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import hashlib
 import importlib.util
 import json
 import os
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-__all__ = ["module_closure", "source_digest", "result_key", "experiment_key", "registry_digest",
-           "library_versions", "REGISTRY_READERS", "digest"]
+from genverify.io import atomic_write_text
+from genverify.report.environment import library_versions
 
-#: An experiment whose code reaches one of these depends on the whole registry.
+__all__ = ["module_closure", "source_digest", "code_digest", "result_key", "experiment_key", "registry_digest",
+           "reads_registry", "data_dir_listing", "digest", "REGISTRY_READERS", "Part", "read_json", "write_json",
+           "safe_name", "prune"]
+
+#: A part whose code reaches one of these depends on the whole registry.
 REGISTRY_READERS = frozenset({"genverify.registry"})
 
 _NAMESPACE = "genverify"
 
 
+# ---------------------------------------------------------------- the static import graph
+
+
 @functools.lru_cache(maxsize=None)
-def _spec_files(name: str) -> tuple[Path, ...]:
-    """Source files of module ``name`` (a package's ``__init__`` only)."""
+def _source(name: str) -> Path | None:
+    """The source file of module ``name`` (a package's ``__init__.py``), or None if there is none.
+
+    A submodule is looked up in its parent package's folder; a child of the top package that
+    is not there (setuptools ``package-dir`` maps ``genverify.report`` to ``report/``) and the
+    top package itself are found by :func:`importlib.util.find_spec`, which imports no more
+    than ``genverify/__init__``.
+    """
+    parent, _, last = name.rpartition(".")
+    if parent:
+        pkg = _source(parent)
+        if pkg is None or pkg.name != "__init__.py":
+            return None  # the parent is a plain module: `last` is a name defined in it
+        for cand in (pkg.parent / last / "__init__.py", pkg.parent / f"{last}.py"):
+            if cand.is_file():
+                return cand
+        if "." in parent:
+            return None
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return ()
+        return None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return ()
-    return (Path(spec.origin),)
+        return None
+    return Path(spec.origin)
 
 
-def _walk(tree: ast.AST, toplevel: bool):
+def _nodes(tree: ast.AST, toplevel: bool):
     """Every node, or (``toplevel``) only those that run at import time: not inside function bodies."""
     if not toplevel:
         yield from ast.walk(tree)
@@ -60,49 +96,35 @@ def _walk(tree: ast.AST, toplevel: bool):
                     if not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
 
 
-def _parents(name: str) -> set[str]:
-    return {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
-
-
 @functools.lru_cache(maxsize=None)
-def _imports_of(name: str, toplevel: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(``genverify`` modules imported in module ``name``, their parent packages).
-
-    All imports, including those inside functions (lazy imports in an experiment's ``run``),
-    or with ``toplevel`` only those that run when the module is imported.
-    """
-    files = _spec_files(name)
-    if not files:
-        return (), ()
+def _imports_of(name: str, toplevel: bool) -> frozenset[str]:
+    """The ``genverify`` modules that module ``name`` imports (``toplevel``: only when it is imported)."""
+    path = _source(name)
+    if path is None:
+        return frozenset()
     try:
-        tree = ast.parse(files[0].read_text(encoding="utf-8"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
-        return (), ()
-    is_pkg = files[0].name == "__init__.py"
+        return frozenset()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in _walk(tree, toplevel):
+    for node in _nodes(tree, toplevel):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == _NAMESPACE:
-                    found.add(alias.name)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base_parts = name.split(".") if is_pkg else name.split(".")[:-1]
-                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-                mod = ".".join(base_parts + ([node.module] if node.module else []))
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            if mod.split(".")[0] != _NAMESPACE:
-                continue
-            # `from genverify import registry` imports a submodule (the package itself only runs its
-            # import-time code: a parent). Only a package has submodules, and probing `mod.name` of a
-            # plain module would import and run `mod` (torch, for genverify.models.*).
-            mod_is_pkg = any(f.name == "__init__.py" for f in _spec_files(mod))
-            for alias in node.names:
-                sub = f"{mod}.{alias.name}"
-                found.add(sub if mod_is_pkg and _spec_files(sub) else mod)
-    parents = set().union(*(_parents(m) for m in found)) if found else set()
-    return tuple(sorted(found)), tuple(sorted(parents - found))
+            # `from genverify import registry` imports a submodule; `from genverify.core import Param` a name.
+            found.update(f"{mod}.{a.name}" if _source(f"{mod}.{a.name}") else mod for a in node.names)
+    return frozenset(m for m in found if m.split(".")[0] == _NAMESPACE)
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def module_closure(names: Iterable[str]) -> list[str]:
@@ -111,47 +133,42 @@ def module_closure(names: Iterable[str]) -> list[str]:
     Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, but only their
     import-time code: a parent package's lazy imports (inside functions) are not followed.
     """
-    start = [n for n in names if n and n.split(".")[0] == _NAMESPACE]
-    todo = [(n, True) for n in start] + [(p, False) for n in start for p in _parents(n)]
-    full: set[str] = set()
+    todo = [(n, True) for n in names if n and n.split(".")[0] == _NAMESPACE]
+    whole: set[str] = set()
     partial: set[str] = set()
     while todo:
-        name, whole = todo.pop()
-        if name in full or (not whole and name in partial):
+        name, is_whole = todo.pop()
+        if name in whole or (not is_whole and name in partial):
             continue
-        (full if whole else partial).add(name)
-        explicit, parents = _imports_of(name, toplevel=not whole)
-        todo.extend((m, True) for m in explicit)
-        todo.extend((p, False) for p in parents)
-    return sorted(n for n in full | partial if _spec_files(n))
+        (whole if is_whole else partial).add(name)
+        todo.extend((m, True) for m in _imports_of(name, toplevel=not is_whole))
+        todo.extend((p, False) for p in _parents(name))
+    return sorted(n for n in whole | partial if _source(n))
 
 
 def source_digest(modules: Iterable[str]) -> str:
     """SHA-256 over the names and sources of ``modules``."""
     h = hashlib.sha256()
     for name in sorted(set(modules)):
-        for path in _spec_files(name):
-            h.update(name.encode() + b"\0")
-            try:
-                h.update(path.read_bytes())
-            except OSError:
-                h.update(b"<unreadable>")
-            h.update(b"\0")
+        path = _source(name)
+        if path is None:
+            continue
+        h.update(name.encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+        h.update(b"\0")
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
-def library_versions() -> tuple[tuple[str, str], ...]:
-    """Versions of the libraries whose numbers end up in the report."""
-    from importlib import metadata
+def code_digest(modules: Iterable[str]) -> str:
+    """SHA-256 of the source of ``modules`` and of every genverify module they can import."""
+    modules = [m for m in modules if m]
+    return source_digest({*module_closure(modules), *modules})
 
-    out = []
-    for dist in ("genverify", "numpy", "scipy", "sympy", "torch", "matplotlib", "scikit-learn"):
-        try:
-            out.append((dist, metadata.version(dist)))
-        except metadata.PackageNotFoundError:
-            out.append((dist, "absent"))
-    return tuple(out)
+
+# ---------------------------------------------------------------- keys
 
 
 def digest(*parts: Any) -> str:
@@ -159,7 +176,7 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _callables_of(result) -> list[Any]:
+def _callables_of(result) -> list[Callable]:
     items = [result.derive, result.numeric, result.torch, result.hand, result.numeric_from_symbols]
     items += [chk.run for chk in result.checks]
     out = []
@@ -179,9 +196,9 @@ def _callables_of(result) -> list[Any]:
 
 
 def result_key(result, extra: Iterable[str] = ()) -> str:
-    """Key of a result's derivation and check records: its code, its data, the libraries."""
-    modules = {getattr(f, "__module__", None) for f in _callables_of(result)}
-    modules |= set(extra)
+    """Key of a result's part: its code (and the modules ``extra``, the code that typesets it), its data,
+    the libraries."""
+    modules = {getattr(f, "__module__", None) for f in _callables_of(result)} | set(extra)
     modules.discard(None)
     data = {
         "id": result.id, "statement": result.statement, "question": result.question,
@@ -193,8 +210,21 @@ def result_key(result, extra: Iterable[str] = ()) -> str:
 
 
 def registry_digest(results) -> str:
-    """One digest of every registered result (for experiments that read the registry)."""
+    """One digest of every registered result (for parts that read the registry)."""
     return digest("registry", [(r.id, result_key(r)) for r in results])
+
+
+def reads_registry(exp) -> bool:
+    """Whether experiment ``exp``'s code can reach the registry (then its key covers every result)."""
+    return bool(REGISTRY_READERS & set(module_closure([exp.module])))
+
+
+def experiment_key(exp, config: dict, registry: str | None = None) -> str:
+    """Key of an experiment's output: its code (its module's import closure), configuration, libraries."""
+    # An experiment defined outside the namespace (a plug-in, a test) still keys on its own source.
+    run_name = exp.run if isinstance(exp.run, str) else getattr(exp.run, "__qualname__", "")
+    return digest("experiment", exp.id, exp.question, exp.title, run_name,
+                  code_digest([exp.module]), config, library_versions(), registry)
 
 
 def data_dir_listing(data_dir: str | os.PathLike | None) -> list:
@@ -210,16 +240,59 @@ def data_dir_listing(data_dir: str | os.PathLike | None) -> list:
     return out
 
 
-def reads_registry(exp) -> bool:
-    """Whether ``exp``'s code can reach the registry (the errata audit checks claims against it)."""
-    return bool(REGISTRY_READERS & set(module_closure([exp.module])))
+# ---------------------------------------------------------------- entries
 
 
-def experiment_key(exp, config: dict, registry: str | None = None) -> str:
-    """Key of an experiment's output: its code (its module's import closure), configuration, libraries."""
-    own = exp.module
-    modules = set(module_closure([own]))
-    modules.add(own)  # an experiment defined outside the namespace (a plug-in, a test) still keys on its source
-    run_name = exp.run if isinstance(exp.run, str) else getattr(exp.run, "__qualname__", "")
-    return digest("experiment", exp.id, exp.question, exp.title, run_name,
-                  source_digest(modules), config, library_versions(), registry)
+@dataclass
+class Part:
+    """One unit of work of a build, for the timing appendix."""
+
+    name: str
+    seconds: float  # spent in this build
+    computed_seconds: float  # what computing it took (now, or when it was cached)
+    cached: bool
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types from NumPy scalars/arrays, paths, dataclasses."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=1))
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or None when it is missing or unreadable (a cache miss)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name: letters, digits and dashes."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-") or "x"
+
+
+def prune(folder: Path, keep: str, pattern: str, n_keep: int = 2) -> None:
+    """Remove older entries matching ``pattern`` in ``folder``, keeping ``keep`` and the newest."""
+    try:
+        entries = sorted((p for p in folder.glob(pattern) if p.name != keep),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in entries[max(0, n_keep - 1):]:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)

@@ -10,6 +10,12 @@
 * :func:`claim_math` typesets a formula the write-up states (LaTeX as the student
   wrote it) as mathematics only when it uses a small, known-safe vocabulary;
   anything else is shown verbatim, so a stray command cannot break the build.
+* Tables: :func:`column_spec` lays out a table of any content (natural columns, or
+  wrapped ones sized to fit the line) for the report's experiment tables, and
+  :func:`booktabs_table` writes a stand-alone ``table`` float (``genverify compare``'s
+  ``comparison.tex``). The report template's tables take their column specs and
+  cells from here; genverify writes no LaTeX table elsewhere, and every cell goes
+  through :func:`escape` (or :func:`cell`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["escape", "breakable", "lines", "display", "math", "claim_math", "fmt_value", "math_width"]
+__all__ = ["escape", "breakable", "lines", "display", "math", "claim_math", "fmt_value", "math_width", "cell",
+           "column_spec", "booktabs_table"]
 
 _TEXT_SPECIALS = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
@@ -245,3 +252,101 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{escape(k)}: {fmt_value(x)}" for k, x in list(v.items())[:8])
     return escape(v)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def cell(v: Any) -> str:
+    """A table cell: numbers as :func:`fmt_value` prints them, anything else escaped text."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return fmt_value(v)
+    return escape("" if v is None else v)
+
+
+def _plain(v: Any) -> str:
+    """The text a cell will show (numbers as :func:`fmt_value` prints them), for measuring widths."""
+    if isinstance(v, float) and not isinstance(v, bool):
+        return f"{v:.6g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(str(v).replace(",", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def _column_texts(columns: list[str], rows: list[list[Any]]) -> list[list[str]]:
+    """Per column: its header, then the text of each of its cells."""
+    return [[str(c)] + [_plain(r[i]) if i < len(r) else "" for r in rows] for i, c in enumerate(columns)]
+
+
+def _is_numeric(cells: list[str]) -> bool:
+    return all(_is_number(v) for v in cells if v != "") and any(v != "" for v in cells)
+
+
+def column_spec(columns: list[str], rows: list[list[Any]]) -> tuple[str, str]:
+    """(column spec, font size): natural columns when the table fits the line, wrapped p-columns otherwise.
+
+    Widths are estimated in characters (about 84 fit the line in the small font, 92 in the
+    footnote size used for tables of more than six columns). A wrapped column first gets its
+    longest word, then a share of what is left in proportion to the rest of its longest text.
+    Numeric columns are right-aligned.
+    """
+    texts = _column_texts(columns, rows)
+    numeric = [_is_numeric(col[1:]) for col in texts]
+    widths = [max(len(v) for v in col) for col in texts]
+    n = len(columns)
+    size, avail = (r"\footnotesize", 92.0) if n > 6 else (r"\small", 84.0)
+    if sum(widths) + 3 * (n - 1) <= avail:
+        return "".join("r" if num else "l" for num in numeric), size
+    avail -= 2 * (n - 1)  # the gaps between columns
+    floor = [min(max((len(w) for v in col for w in v.split()), default=1) + 2, 18) for col in texts]
+    body = [max((len(v) for v in col[1:]), default=0) for col in texts]  # headers may wrap at words
+    want = [max(min(w, 45), f) for w, f in zip(body, floor)]
+    if sum(floor) >= avail:
+        chars = [f * avail / sum(floor) for f in floor]
+    else:
+        extra, room = avail - sum(floor), [w - f for w, f in zip(want, floor)]
+        chars = [f + (extra * r / sum(room) if sum(room) > extra else r) for f, r in zip(floor, room)]
+    total = sum(chars) / 0.99  # a little slack for rounding
+    sep = 2 * (n - 1) / n  # the inner column gaps, spread over the columns
+    spec = []
+    for c, num in zip(chars, numeric):
+        align = r"\raggedleft" if num else r"\raggedright"
+        spec.append(rf">{{{align}\arraybackslash}}p{{\dimexpr {c / total:.3f}\linewidth-{sep:.2f}\tabcolsep\relax}}")
+    return "".join(spec), size
+
+
+def booktabs_table(columns: list[str], rows: list[list[Any]], *, spec: str | None = None, caption: str = "",
+                   notes: str = "", size: str = r"\footnotesize", tabcolsep: str | None = "3pt",
+                   placement: str = "ht", format_cell=escape) -> str:
+    """A ``table`` float holding a booktabs ``tabular``: header, rows, ``notes`` below, ``caption``.
+
+    ``columns``, ``rows``, ``notes`` and ``caption`` are plain text (every cell goes through
+    ``format_cell``, :func:`escape` by default, or :func:`cell` for :func:`fmt_value`'s numbers);
+    ``spec`` defaults to :func:`column_spec`'s natural columns. Rows are cut or padded to the header.
+    """
+    n = len(columns)
+    if spec is None:
+        spec = "".join("r" if _is_numeric(col[1:]) else "l" for col in _column_texts(columns, rows))
+    lines = [rf"\begin{{table}}[{placement}]", r"\centering"]
+    if size:
+        lines.append(size)
+    if tabcolsep:
+        lines.append(rf"\setlength{{\tabcolsep}}{{{tabcolsep}}}")
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(escape(c) for c in columns) + r" \\",
+              r"\midrule"]
+    lines += [" & ".join(format_cell(v) for v in (list(row) + [""] * n)[:n]) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        lines.append(rf"\par\smallskip\parbox{{0.95\linewidth}}{{\footnotesize {escape(notes)}}}")
+    if caption:
+        lines.append(rf"\caption{{{escape(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

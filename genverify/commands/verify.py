@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 ORDER = 30
 
@@ -20,8 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    # The library is imported here, not at the top: `genverify --help` imports every command module.
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table

@@ -9,19 +9,31 @@
   the VAE and the EM mixture of Bernoullis scored on the same held-out
   binarised images, with training time, sampling time and parameter count.
 
-``config.preset`` picks the training settings (``quick`` for the report: the
-embedded MNIST-5k with 1,000 images held out, a narrower NICE and the MLP
-VAE; ``homework``: the reference defaults, 50 epochs at batch 256). Models are
-trained in ``out_dir/runs``; the quick preset deletes their checkpoints at the
-end (they are cheap to recompute), the homework preset keeps them for reuse
-with ``genverify compare --nice/--vae``.
+``config.preset`` picks the training settings (:data:`genverify.presets.TRAIN`:
+``quick`` for the report, the embedded MNIST-5k with 1,000 images held out, a
+narrower NICE and the MLP VAE; ``homework``, the reference defaults, 50
+epochs at batch 256). Models are trained in ``out_dir/runs``; whether their
+checkpoints are kept afterwards is the preset's ``keep_runs``
+(:data:`genverify.presets.NICE_VAE`: quick runs are cheap to recompute,
+homework runs are kept for reuse with ``genverify compare --nice/--vae``).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 
+import torch
+
+from genverify import presets
 from genverify.core import ExperimentConfig, ExperimentOutput, Table
+from genverify.data import default_source
+from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison, table_caption
+from genverify.experiments.training_runs import load_split, save_sample_grids
+from genverify.models.devices import resolve_device
+from genverify.models.evaluation import held_out_input, mean_se, nice_nll_bound, sample_panels
+from genverify.models.training import preset, train
 
 EM_COMPONENTS = 20  # the largest K of question 2d
 IW_SAMPLES = 64     # k for the VAE's IWAE estimate and NICE's importance-weighted dequantisation bound
@@ -29,38 +41,30 @@ TEMPERATURES = (1.0, 0.7)
 
 
 def run(config: ExperimentConfig) -> ExperimentOutput:
-    import torch
-
-    from genverify.experiments.compare import COLUMNS, CompareSettings, _mean_se, run_comparison, table_caption
-    from genverify.data import default_source
-    from genverify.models import training as T
-
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    keep_runs = presets.NICE_VAE[presets.check_name(config.preset)]["keep_runs"]
     source = default_source(None, config.data_dir)
-    device = T.resolve_device(config.device)
+    device = resolve_device(config.device)
     runs = out / "runs"
 
     def log(msg):
         if config.show_progress:
-            import sys
-
             print(f"nice-vae: {msg}", file=sys.stderr, flush=True)
 
     # 4a: NICE on grey levels, as in the homework.
-    cfg_grey = T.preset(config.preset, "nice", nice_input="grey", seed=config.seed, device=str(device),
-                        source=source, data_dir=config.data_dir)
-    train_x, held_x = T.load_split(cfg_grey)
+    cfg_grey = preset(config.preset, "nice", nice_input="grey", seed=config.seed, device=str(device),
+                      source=source, data_dir=config.data_dir)
+    train_x, held_x = load_split(cfg_grey)
     log(f"4a: {cfg_grey.describe()}")
-    grey = T.train(cfg_grey, runs / "nice-grey", resume="auto", data=train_x,
-                   show_progress=config.show_progress, log=log)
-    held_grey, levels = T.held_out_input(cfg_grey, held_x)
+    grey = train(cfg_grey, runs / "nice-grey", resume="auto", data=train_x,
+                 show_progress=config.show_progress, log=log)
+    held_grey, levels = held_out_input(cfg_grey, held_x)
     gen = torch.Generator(device=device).manual_seed(config.seed + 3)
-    grey_nll = T.nice_nll_bound(grey.model, held_grey, levels=levels, k=1, generator=gen)["bound"]
-    grey_mean, grey_se = _mean_se(grey_nll)
+    grey_nll = nice_nll_bound(grey.model, held_grey, levels=levels, k=1, generator=gen)["bound"]
+    grey_mean, grey_se = mean_se(grey_nll)
     grey_bpd = grey_mean / (784 * math.log(2))
-    T.save_sample_grids(T.sample_panels(grey.model, cfg_grey, gen, temperatures=TEMPERATURES),
-                        out / "q4a_nice_samples")
+    save_sample_grids(sample_panels(grey.model, cfg_grey, gen, temperatures=TEMPERATURES), out / "q4a_nice_samples")
 
     # 4c (trains the VAE that 4b shows).
     log("4c: comparison")
@@ -69,11 +73,9 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
                                          seed=config.seed, source=source, data_dir=config.data_dir,
                                          show_progress=config.show_progress), log=log, split=(train_x, held_x))
     # 4b: the VAE's samples.
-    T.save_sample_grids(T.sample_panels(cmp.models["vae"], cmp.configs["vae"], gen), out / "q4b_vae_samples")
+    save_sample_grids(sample_panels(cmp.models["vae"], cmp.configs["vae"], gen), out / "q4b_vae_samples")
 
-    if config.preset == "quick":  # cheap to recompute: keep the report's cache small
-        import shutil
-
+    if not keep_runs:
         shutil.rmtree(runs, ignore_errors=True)
 
     n = cmp.numbers

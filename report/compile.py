@@ -1,0 +1,89 @@
+"""Compiling ``report.tex`` with latexmk, and reading LaTeX's log when that fails.
+
+:func:`compile_pdf` runs ``latexmk -pdf`` in the build directory; on failure it raises
+:class:`~genverify.report.ReportError` with the log's error lines
+(:func:`latex_errors`) and the ``report.tex`` lines they point at.
+:func:`overfull_boxes` lists the lines that overflow the page (the tests require none).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from genverify.report import ReportError
+
+__all__ = ["compile_pdf", "find_latexmk", "latex_errors", "overfull_boxes", "tidy", "TEX_INSTALL_HINT",
+           "LATEX_TIMEOUT"]
+
+TEX_INSTALL_HINT = ("TeX is not installed, so only report.tex was written; for the PDF install TeX "
+                    "(Debian/Ubuntu: sudo apt-get install texlive-latex-base texlive-latex-recommended "
+                    "latexmk lmodern) and run `genverify report` again.")
+LATEX_TIMEOUT = 600
+#: What latexmk leaves beside the PDF that a reader does not need (the .log stays: it explains the PDF).
+_AUXILIARY = (".aux", ".fls", ".fdb_latexmk", ".out", ".toc", ".lot", ".lof")
+
+
+def find_latexmk(latexmk: str | bool | None) -> str | None:
+    """``True``: latexmk from PATH (None when absent); ``False``/``None``: no compilation; a path: itself."""
+    if latexmk is True:
+        return shutil.which("latexmk")
+    return latexmk or None
+
+
+def latex_errors(log_text: str, context: int = 6) -> str:
+    """The error lines of a LaTeX log ("! ..." or "file:line: ...") with the lines that follow."""
+    lines = log_text.splitlines()
+    picked: list[str] = []
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("!") or re.match(r"^[^\s:]+\.(tex|sty|cls):\d+: ", ln):
+            if picked:
+                picked.append("...")
+            block = lines[i:i + 1 + context]
+            cut = next((j for j, b in enumerate(block) if b.startswith("Here is how much")), len(block))
+            picked.extend(block[:cut])
+            i += 1 + context
+        else:
+            i += 1
+    return "\n".join(picked)
+
+
+def overfull_boxes(log_text: str) -> list[float]:
+    """Widths (pt) by which lines overflow the text (``Overfull \\hbox``)."""
+    return [float(m) for m in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log_text)]
+
+
+def compile_pdf(build_dir: Path, latexmk: str, name: str = "report") -> Path:
+    """``build_dir/<name>.tex`` -> ``<name>.pdf``; a :class:`ReportError` quoting the log on failure."""
+    env = dict(os.environ, max_print_line="1000", error_line="254", half_error_line="238")
+    cmd = [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", f"{name}.tex"]
+    try:
+        proc = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True, timeout=LATEX_TIMEOUT,
+                              env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"latexmk did not finish within {LATEX_TIMEOUT} s") from None
+    pdf = build_dir / f"{name}.pdf"
+    if proc.returncode != 0 or not pdf.is_file():
+        log = build_dir / f"{name}.log"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        excerpt = latex_errors(text) or (proc.stdout + proc.stderr)[-3000:]
+        source = ""
+        m = re.search(rf"{re.escape(name)}\.tex:(\d+):", excerpt)
+        if m:
+            lines = (build_dir / f"{name}.tex").read_text(encoding="utf-8", errors="replace").splitlines()
+            n = int(m.group(1))
+            source = "\n{}.tex around line {}:\n{}".format(name, n, "\n".join(
+                f"{i:>6}: {lines[i - 1][:200]}" for i in range(max(1, n - 2), min(len(lines), n + 2) + 1)))
+        raise ReportError(f"LaTeX failed (latexmk exit {proc.returncode}); from {name}.log:\n{excerpt}{source}")
+    return pdf
+
+
+def tidy(build_dir: Path, name: str = "report") -> None:
+    """Remove latexmk's auxiliary files."""
+    for ext in _AUXILIARY:
+        (build_dir / f"{name}{ext}").unlink(missing_ok=True)

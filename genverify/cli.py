@@ -10,6 +10,13 @@ The library names Python parameters in its errors
 option whose ``dest`` is the parameter, or the command module's ``FLAGS``
 mapping where the names differ (``{"ks": "--k"}``).
 
+Users' results: ``--results-module MODULE`` (repeatable, before or after the command)
+imports ``MODULE`` (a dotted name found from the current directory, or a
+``.py`` file) and registers the results, experiments and questions it declares
+(:func:`genverify.registry.load_module`); every command then includes them.
+The registry also loads the modules of the ``genverify.results`` entry points
+and of ``GENVERIFY_RESULTS_MODULES``. A module that cannot be loaded exits 2.
+
 Exit codes: 0 success, 1 a check failed / a claim is wrong, 2 bad input.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -30,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Symbolic-plus-numeric verification of the mathematics of generative models.",
     )
     parser.add_argument("--version", action="version", version=f"genverify {__version__}")
+    parser.add_argument("--results-module", dest="results_modules", action="append", default=[], metavar="MODULE",
+                        help="also load the results, experiments and questions declared by MODULE (a dotted "
+                             "module name or a .py file; repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from genverify import commands
 
@@ -37,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
         module.add_parser(sub)
+    for command in sub.choices.values():  # also after the command; merged with the global ones in main()
+        command.add_argument("--results-module", dest="command_results_modules", action="append", default=[],
+                             metavar="MODULE", help="also load the results declared by MODULE (see genverify --help)")
     return parser
 
 
@@ -60,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _load_results_modules([*args.results_modules, *args.command_results_modules])
         code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -73,6 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genverify {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return int(code or 0)
+
+
+def _load_results_modules(modules: list[str]) -> None:
+    """Register the users' modules named on the command line (before the command runs)."""
+    if not modules:
+        return
+    # Here, not at the top: the registry imports SymPy, which `genverify --help` must not.
+    from genverify import registry
+
+    # As `python -m` does: a module beside the user is found.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    for name in modules:
+        registry.load_module(name, source="--results-module")
+    # Processes the command starts (report parts, claim checks) load them too.
+    named = [m for m in os.environ.get(registry.ENV_VAR, "").split(",") if m.strip()]
+    os.environ[registry.ENV_VAR] = ",".join(dict.fromkeys([*named, *modules]))
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:

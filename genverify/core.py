@@ -9,6 +9,7 @@ README's "Architecture"). Everything else is built from these types:
 * :class:`Outcome` and :class:`Check`: a named test tying a result's
   derivation to its numerics;
 * :class:`Result`: one verified formula of the homework (the registry's entries);
+* :class:`Question`: a question that results and experiments answer (the report's sections);
 * :class:`Experiment`, :class:`ExperimentConfig`, :class:`ExperimentOutput`,
   :class:`Table`: a computation that produces figures, tables and numbers;
 * :class:`ParameterError`: bad input, named by its Python parameter (the CLI
@@ -32,6 +33,7 @@ __all__ = [
     "Outcome",
     "Check",
     "Result",
+    "Question",
     "ParameterError",
     "UnknownResultError",
     "Experiment",
@@ -276,6 +278,28 @@ class Result:
         if have < size:
             raise RuntimeError(f"could not sample parameters of {self.id!r} satisfying {self.constraint}")
         return {n: np.concatenate(v)[:size] for n, v in out.items()}
+
+
+# ----------------------------------------------------------------- questions
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question that results and experiments answer: one section of the report.
+
+    ``key`` is what a result's (or an experiment's) ``question`` starts with:
+    "5b" holds results answering "5b", and "2b" holds "2b-iii" (the longest
+    key wins; see :func:`genverify.registry.question_of`). ``title`` is plain
+    text. ``text`` is the question in one line, LaTeX notation (inline maths in
+    ``$...$``; plain text works when it avoids LaTeX's special characters
+    ``# $ % & _ { } ~ ^ \\``). ``planned`` says what the section will hold while
+    nothing is registered for it.
+    """
+
+    key: str
+    title: str
+    text: str
+    planned: str = ""
 
 
 # ----------------------------------------------------------------- experiments

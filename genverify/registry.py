@@ -1,11 +1,31 @@
-"""The registry of results and experiments: the spine of genverify.
+"""The registry of results, experiments and questions: the spine of genverify.
 
 ``genverify list``, ``derive``, ``verify``, ``check``, ``errata`` and ``report``
 all walk this registry. Its entries come from
 
 * :mod:`genverify.results`: one module per topic, each declaring ``RESULTS``
-  (and ``EXPERIMENTS``); the package lists its modules in homework order;
-* :func:`register` / :func:`register_experiment` calls from anyone's code.
+  (and ``EXPERIMENTS``; :mod:`genverify.results.questions` declares the
+  homework's ``QUESTIONS``); the package lists its modules in homework order;
+* users' modules ("results modules"), loaded after the packaged ones, in this order:
+
+  1. the entry points of the group ``genverify.results`` (:data:`ENTRY_POINT_GROUP`)
+     of every installed distribution, by name: an entry point names a module
+     (``myhw = "myhw.results"``) or an object in one (``"myhw.results:RESULTS"``:
+     a list of results, experiments and questions, or a callable returning one);
+  2. the modules named in the environment variable ``GENVERIFY_RESULTS_MODULES``
+     (:data:`ENV_VAR`; comma-separated);
+  3. :func:`load_module` calls (the CLI's global results-module option);
+
+  a results module declares ``RESULTS``, ``EXPERIMENTS`` and ``QUESTIONS`` lists,
+  or calls :func:`register` / :func:`register_experiment` / :func:`register_question`
+  itself when imported;
+* :func:`register` / :func:`register_experiment` / :func:`register_question` calls
+  from anyone's code.
+
+A module that cannot be imported, or declares something that is not a result,
+an experiment or a question, or an id that is taken, raises
+:class:`ResultsModuleError` (a ``ValueError``: the CLI exits 2) naming the module
+and where it was named, and registers nothing.
 
 A result is a :class:`~genverify.core.Result` (the types live in
 :mod:`genverify.core` and are re-exported here for convenience).
@@ -14,7 +34,15 @@ A result is a :class:`~genverify.core.Result` (the types live in
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+import types
+from collections.abc import Iterable
+from typing import Any
 
 from genverify.core import (
     Check,
@@ -23,56 +51,258 @@ from genverify.core import (
     Outcome,
     Param,
     ParameterError,
+    Question,
     Result,
     Step,
     UnknownResultError,
 )
 
 __all__ = [
-    "Param",
-    "Step",
-    "Derivation",
-    "Outcome",
+    "ENTRY_POINT_GROUP",
+    "ENV_VAR",
     "Check",
-    "Result",
+    "Derivation",
     "Experiment",
+    "Outcome",
+    "Param",
+    "Question",
+    "Result",
+    "ResultsModuleError",
+    "Step",
     "UnknownResultError",
+    "all_experiments",
+    "all_results",
+    "get",
+    "get_experiment",
+    "get_question",
+    "ids",
+    "load_module",
+    "question_of",
+    "questions",
     "register",
     "register_experiment",
-    "get",
+    "register_question",
     "select",
-    "all_results",
-    "ids",
-    "all_experiments",
-    "get_experiment",
 ]
+
+#: The entry-point group through which installed distributions add results modules.
+ENTRY_POINT_GROUP = "genverify.results"
+#: The environment variable naming results modules (comma-separated), loaded at discovery.
+ENV_VAR = "GENVERIFY_RESULTS_MODULES"
 
 _RESULTS: dict[str, Result] = {}
 _EXPERIMENTS: dict[str, Experiment] = {}
+_QUESTIONS: dict[str, Question] = {}
+#: Where each id came from (a module name), for "registered twice" messages.
+_ORIGIN: dict[tuple[str, str], str] = {}
+#: The results modules loaded so far, by the name they were given (each is loaded once).
+_LOADED: dict[str, types.ModuleType | None] = {}
 _DISCOVERED = False
+#: The error of a results module named by an entry point or the environment, re-raised by every lookup.
+_DISCOVERY_ERROR: ResultsModuleError | None = None
+
+
+class ResultsModuleError(ValueError):
+    """A results module that cannot be imported or declares something invalid (the CLI exits 2)."""
+
+
+def _claim(kind: str, key: str, what: str, table: dict, obj: Any) -> bool:
+    """Reserve ``key`` in ``table`` for ``obj``; False when the same object is there already."""
+    old = table.get(key)
+    if old is None:
+        return True
+    if old is obj or (kind == "question" and old == obj):
+        return False
+    where = _ORIGIN.get((kind, key))
+    raise ValueError(f"{what} {key!r} is registered twice" + (f" (first by {where})" if where else ""))
 
 
 def register(result: Result) -> Result:
     """Add ``result`` to the registry (ids are unique); returns it."""
     if not isinstance(result, Result):
         raise ParameterError("result", f"{{param}} must be a genverify.core.Result, got {type(result).__name__}")
-    if result.id in _RESULTS and _RESULTS[result.id] is not result:
-        raise ValueError(f"result id {result.id!r} is registered twice")
-    _RESULTS[result.id] = result
+    if _claim("result", result.id, "result id", _RESULTS, result):
+        _RESULTS[result.id] = result
     return result
 
 
 def register_experiment(exp: Experiment) -> Experiment:
     """Add ``exp`` to the registry of experiments (ids are unique); returns it."""
-    if exp.id in _EXPERIMENTS and _EXPERIMENTS[exp.id] is not exp:
-        raise ValueError(f"experiment id {exp.id!r} is registered twice")
-    _EXPERIMENTS[exp.id] = exp
+    if not isinstance(exp, Experiment):
+        raise ParameterError("exp", f"{{param}} must be a genverify.core.Experiment, got {type(exp).__name__}")
+    if _claim("experiment", exp.id, "experiment id", _EXPERIMENTS, exp):
+        _EXPERIMENTS[exp.id] = exp
     return exp
 
 
+def register_question(question: Question) -> Question:
+    """Add ``question`` (a report section) to the registry (keys are unique); returns it."""
+    if not isinstance(question, Question):
+        raise ParameterError("question",
+                             f"{{param}} must be a genverify.core.Question, got {type(question).__name__}")
+    if not str(question.key).strip():
+        raise ParameterError("question", "{param} needs a non-empty key")
+    if _claim("question", question.key, "question", _QUESTIONS, question):
+        _QUESTIONS[question.key] = question
+    return question
+
+
+# ----------------------------------------------------------------- results modules
+
+
+def _register_items(items: Iterable[Any], origin: str) -> None:
+    for item in items:
+        if isinstance(item, Result):
+            kind, key = "result", item.id
+            register(item)
+        elif isinstance(item, Experiment):
+            kind, key = "experiment", item.id
+            register_experiment(item)
+        elif isinstance(item, Question):
+            kind, key = "question", item.key
+            register_question(item)
+        else:
+            raise ValueError(f"{item!r} is a {type(item).__name__}, not a genverify.core.Result, "
+                             "Experiment or Question")
+        _ORIGIN.setdefault((kind, key), origin)
+
+
+def _declarations(module: types.ModuleType) -> list[Any]:
+    """A module's ``QUESTIONS``, ``RESULTS`` and ``EXPERIMENTS``, in that order (questions first)."""
+    items: list[Any] = []
+    for name, kind in (("QUESTIONS", Question), ("RESULTS", Result), ("EXPERIMENTS", Experiment)):
+        declared = getattr(module, name, ())
+        if isinstance(declared, (str, bytes)) or not hasattr(declared, "__iter__"):
+            raise ValueError(f"{name} must be a list of genverify.core.{kind.__name__}, "
+                             f"got {type(declared).__name__}")
+        for i, item in enumerate(declared):
+            if not isinstance(item, kind):
+                raise ValueError(f"{name}[{i}] is a {type(item).__name__}, not a genverify.core.{kind.__name__}")
+            items.append(item)
+    return items
+
+
+def _where(exc: BaseException) -> str:
+    """`` (file.py, line 12)`` for the innermost frame of ``exc`` (or a SyntaxError's location)."""
+    if isinstance(exc, SyntaxError):
+        return f" ({exc.filename})" if exc.filename else ""  # its message has the line
+    # The user's frames only: not ours, not importlib's (a module that is not found has none).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename != __file__ and "importlib" not in f.filename and not f.filename.startswith("<frozen")]
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+
+
+def _import(name: str) -> types.ModuleType:
+    """Import a dotted module name, or a ``.py`` file (as a module named after the file)."""
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = os.path.abspath(name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {name}")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(stem, None)
+        raise
+    return module
+
+
+def _load(target: Any, label: str, source: str) -> types.ModuleType | None:
+    """Register what ``target`` (a module name, a module, or a list/callable of an entry point) declares.
+
+    Everything or nothing: on any error the registry is as before and a
+    :class:`ResultsModuleError` names ``label`` and ``source``.
+    """
+    from_ = f" (named by {source})" if source else ""
+    saved = (dict(_RESULTS), dict(_EXPERIMENTS), dict(_QUESTIONS), dict(_ORIGIN))
+    sizes = (len(_RESULTS), len(_EXPERIMENTS), len(_QUESTIONS))
+    module = None
+    try:
+        try:
+            if isinstance(target, str):
+                was_imported = target in sys.modules
+                module = _import(target)
+            else:
+                was_imported, module = True, target if isinstance(target, types.ModuleType) else None
+            if module is not None:
+                items = _declarations(module)
+            else:
+                items = target() if callable(target) else target
+                items = [] if items is None else list(items)
+        except Exception as exc:
+            raise ResultsModuleError(
+                f"results module {label!r}{from_} cannot be imported: {type(exc).__name__}: {exc}{_where(exc)}"
+            ) from exc
+        try:
+            _register_items(items, label)
+        except ValueError as exc:
+            raise ResultsModuleError(f"results module {label!r}{from_}: {exc}") from None
+        added = (len(_RESULTS), len(_EXPERIMENTS), len(_QUESTIONS)) != sizes
+        if module is not None and not items and not added and not was_imported:
+            raise ResultsModuleError(
+                f"results module {label!r}{from_} declares no RESULTS, EXPERIMENTS or QUESTIONS and "
+                "registered nothing when imported")
+    except ResultsModuleError:
+        for table, old in zip((_RESULTS, _EXPERIMENTS, _QUESTIONS, _ORIGIN), saved):
+            table.clear()
+            table.update(old)
+        raise
+    return module
+
+
+def load_module(module: str | types.ModuleType, *, source: str = "") -> types.ModuleType:
+    """Import ``module`` (a dotted name, a ``.py`` file or a module object) and register what it declares.
+
+    Returns the module.
+
+    ``source`` says who named the module, for error messages. A module is
+    loaded once; loading it again returns it. Raises :class:`ResultsModuleError`.
+    """
+    _discover()
+    if _DISCOVERY_ERROR is not None:
+        raise _DISCOVERY_ERROR
+    name = module if isinstance(module, str) else getattr(module, "__name__", None)
+    if not isinstance(name, str) or not name.strip():
+        raise ParameterError("module", f"{{param}} must be a module or a dotted module name, got {module!r}")
+    name = name.strip()
+    if name in _LOADED:
+        return _LOADED[name]
+    loaded = _load(name if isinstance(module, str) else module, name, source)
+    _LOADED[name] = loaded
+    return loaded
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
+
+
+def _discover_users() -> None:
+    for ep in _entry_points():
+        if ep.value in _LOADED:
+            continue
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        source = f"entry point {ep.name!r} of group {ENTRY_POINT_GROUP}" + (f" in {dist}" if dist else "")
+        try:
+            target = ep.load()
+        except Exception as exc:
+            raise ResultsModuleError(f"results module {ep.value!r} (named by {source}) cannot be imported: "
+                                     f"{type(exc).__name__}: {exc}{_where(exc)}") from exc
+        _LOADED[ep.value] = _load(target, ep.value, source)
+    for name in os.environ.get(ENV_VAR, "").split(","):
+        name = name.strip()
+        if name and name not in _LOADED:
+            _LOADED[name] = _load(name, name, f"the environment variable {ENV_VAR}")
+
+
 def _discover() -> None:
-    global _DISCOVERED
+    global _DISCOVERED, _DISCOVERY_ERROR
     if _DISCOVERED:
+        if _DISCOVERY_ERROR is not None:
+            raise _DISCOVERY_ERROR
         return
     _DISCOVERED = True
     # Imported here, not at the top: the results pull in SymPy derivations and SciPy,
@@ -80,14 +310,19 @@ def _discover() -> None:
     from genverify import results
 
     for module in results.MODULES:
-        for result in getattr(module, "RESULTS", ()):
-            register(result)
-        for exp in getattr(module, "EXPERIMENTS", ()):
-            register_experiment(exp)
+        _register_items(_declarations(module), module.__name__)
+    try:
+        _discover_users()
+    except ResultsModuleError as exc:
+        _DISCOVERY_ERROR = exc
+        raise
+
+
+# ----------------------------------------------------------------- lookups
 
 
 def all_results() -> list[Result]:
-    """Every registered result, the packaged ones first in homework order."""
+    """Every registered result, the packaged ones first in homework order, then users' results."""
     _discover()
     return list(_RESULTS.values())
 
@@ -101,7 +336,7 @@ def get(result_id: str) -> Result:
     _discover()
     try:
         return _RESULTS[result_id]
-    except KeyError:
+    except (KeyError, TypeError):
         close = difflib.get_close_matches(str(result_id), list(_RESULTS), n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownResultError(
@@ -128,3 +363,39 @@ def get_experiment(exp_id: str) -> Experiment:
         return _EXPERIMENTS[exp_id]
     raise ParameterError("exp_id", f"{{param}} {exp_id!r} is not a registered experiment; "
                                    f"known: {', '.join(sorted(_EXPERIMENTS))}")
+
+
+def questions() -> list[Question]:
+    """Every registered question: the homework's in its order, then users' in registration order."""
+    _discover()
+    return list(_QUESTIONS.values())
+
+
+def get_question(key: str) -> Question:
+    """The question with key ``key`` (a :class:`ParameterError` naming ``key`` otherwise)."""
+    _discover()
+    if key in _QUESTIONS:
+        return _QUESTIONS[key]
+    raise ParameterError("key", f"{{param}} {key!r} is not a registered question; "
+                                f"known: {', '.join(_QUESTIONS)}")
+
+
+def question_of(label: str, keys: Iterable[str] | None = None) -> str | None:
+    """The key of the question ``label`` belongs to, or ``None``.
+
+    The longest key that ``label`` equals or starts with, unless a digit follows
+    the key ("2b-iii" -> "2b", "3d" -> "3", but "12" is not "1"); case is
+    ignored. ``keys`` defaults to the registered questions' keys.
+    """
+    q = str(label).strip().lower()
+    best = None
+    if keys is None:
+        _discover()
+        keys = list(_QUESTIONS)
+    for key in keys:
+        k = str(key).lower()
+        belongs = q == k or (q.startswith(k) and not q[len(k):len(k) + 1].isdigit())
+        if belongs and (best is None or len(key) > len(best)):
+            best = key
+    return best
+

@@ -1,96 +1,62 @@
-"""The homework's questions, one line each, in the order the report presents them.
+"""The report's sections: every registered question, in order, then the errata.
 
-Taken from the homework write-up (ECE 8803-GGDL Homework 2,
-shared/seeds/000_a053d5d572b4bf22.txt). The report groups every registered
-result and experiment under the question it answers: a result's ``question``
-("5c") or an errata row's ("2b-iii") belongs to the longest key below that
-it starts with (:func:`section_key`). ``planned`` says what a section will
-hold while nothing is registered for it yet.
+The questions live in the registry (:func:`genverify.registry.questions`): the
+homework's (:mod:`genverify.results.questions`) first, then those of users'
+results modules. The report groups every registered result and experiment
+under the question it answers: a result's ``question`` ("5c") or an errata
+row's ("2b-iii") belongs to the longest key that it starts with
+(:func:`section_key`). ``planned`` says what a section will hold while nothing
+is registered for it yet.
+
+:data:`QUESTIONS` is a live, read-only sequence: iterating it reads the
+registry each time, so a results module loaded after this module was imported
+still gets its sections.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-__all__ = ["Question", "QUESTIONS", "ERRATA", "section_key"]
+from genverify import registry
+from genverify.core import Question
 
-
-@dataclass(frozen=True)
-class Question:
-    key: str
-    title: str
-    #: The question in one line, LaTeX (inline maths in $...$); compiled by the report's tests.
-    text: str
-    planned: str = ""
-
+__all__ = ["ERRATA", "QUESTIONS", "Question", "questions", "section_key"]
 
 #: Key of the errata section (the write-up's answers, checked).
 ERRATA = "errata"
 
-QUESTIONS: tuple[Question, ...] = (
-    Question("1a", "KL divergence is not symmetric",
-             r"Give univariate distributions $P$ and $Q$ with $D_{KL}(P\,\|\,Q)$ finite and $D_{KL}(Q\,\|\,P) = \infty$.",
-             "the KL divergences of the chosen uniforms in both directions, derived and checked."),
-    Question("1b", "Forward and reverse KL fits",
-             r"For a fixed target $P$, which of two Gaussian fits $Q$ (only the mean and standard deviation vary) "
-             r"minimises the forward KL $D_{KL}(P\,\|\,Q)$ and which the reverse KL $D_{KL}(Q\,\|\,P)$? "
-             "Give a brief reasoning.",
-             "the forward (mass-covering) and reverse (mode-seeking) KL fits of a Gaussian to a bimodal target, "
-             "derived and fitted numerically, with their figures."),
-    Question("1c", "The asymmetry of KL in the VAE's ELBO",
-             r"What are the implications of the asymmetry of KL for a VAE maximising the ELBO "
-             r"$\mathcal{L}(x;\theta,\phi) = \mathbb{E}_{q_\phi(z|x)}[\log p_\theta(x|z)] "
-             r"- D_{KL}(q_\phi(z|x)\,\|\,p(z))$?",
-             "the Gaussian KL term of the ELBO and the gap between the ELBO and the log evidence."),
-    Question("2a", "Mixture of Bernoullis",
-             r"Write $P(\mathbf{x}\mid\mathbf{p})$ for a vector of independent Bernoulli pixels, the mixture "
-             r"likelihood $P(\mathbf{x}^{(i)}\mid\mathbf{p},\pi)$ of $K$ Bernoulli components, and the log "
-             r"likelihood $\log P(X\mid\pi,\mathbf{p})$ of $n$ images.",
-             "the Bernoulli, mixture and data log-likelihoods, derived and checked."),
-    Question("2b", "Expectation step",
-             r"With indicator latents $z^{(i)}$, give $P(z^{(i)}\mid\pi)$, $P(x^{(i)}\mid z^{(i)},p,\pi)$, the "
-             r"complete-data likelihood $P(Z,X\mid\pi,p)$, the responsibilities "
-             r"$\eta(z_k^{(i)}) = E[z_k^{(i)}\mid x^{(i)},\pi,p]$ and the expected complete-data log likelihood.",
-             "the latent prior, the conditional and complete-data likelihoods, the responsibilities and the "
-             "expected complete-data log likelihood."),
-    Question("2c", "Maximisation step",
-             r"Show that the M-step updates are $\hat p^{(k)} = \sum_i \eta(z_k^{(i)})\,x^{(i)} / N_k$ and "
-             r"$\hat\pi_k = N_k / \sum_{k'} N_{k'}$, where $N_k = \sum_i \eta(z_k^{(i)})$.",
-             "the M-step updates of the Bernoulli parameters and the mixing weights."),
-    Question("3", "EM on MNIST",
-             r"Cluster $N = 1000$ binarised MNIST digits with EM for $K = 5$, $10$ and $20$, show the learned "
-             r"Bernoulli parameters as images, and explain how to generate new images from the fitted mixture.",
-             "the EM fits on MNIST: mean images for K = 5, 10, 20, the log likelihood per iteration and samples."),
-    Question("4", "NICE versus VAE on MNIST",
-             r"Train NICE and a VAE on MNIST (50 epochs, batch 256), show samples of each, and compare them with "
-             r"EM-based generation (runtime, expressiveness, simplicity).",
-             "samples of the trained NICE and VAE models and the comparison table of NICE, VAE and EM."),
-    Question("5a", "Reciprocal of a Cauchy variable",
-             r"$X$ is standard Cauchy, $f_X(x) = \frac{1}{\pi(1 + x^2)}$: find the density of $Y = 1/X$.",
-             "the change-of-variables density of 1/X."),
-    Question("5b", "Exponential of a normal variable",
-             r"$Y$ is normal with parameters $\mu$ and $\sigma$: find the density of $e^Y$.",
-             "the change-of-variables density of e^Y (the log-normal density)."),
-    Question("5c", "Distance from the centre of a square",
-             r"$P$ is uniform on $[0, 2]^2$ and $Z$ is its distance from $(1, 1)$: find the density of $Z$.",
-             "the piecewise cdf and density of the distance, from the geometry of disc and square."),
-    Question("6", "Jacobian of the Leaky-ReLU flow",
-             r"Give the inverse of the Leaky ReLU (slope $0.1$ for $z < 0$) and the inverse absolute determinant "
-             r"$\left|\det \frac{\partial f[z]}{\partial z}\right|^{-1}$ of the elementwise Leaky-ReLU flow $x = f[z]$.",
-             "the inverse of the Leaky ReLU and its (log) absolute Jacobian determinant."),
-    Question(ERRATA, "Errata of the write-up",
-             "Every formula of the write-up's answers, checked against the verified results.",
-             "the audit of every transcribed formula of the write-up."),
-)
+_ERRATA_QUESTION = Question(ERRATA, "Errata of the write-up",
+                            "Every formula of the write-up's answers, checked against the verified results.",
+                            "the audit of every transcribed formula of the write-up.")
+
+
+def questions() -> tuple[Question, ...]:
+    """The report's sections in order: the registered questions, then the errata."""
+    return (*(q for q in registry.questions() if q.key != ERRATA), _ERRATA_QUESTION)
+
+
+class _Questions(Sequence):
+    """:func:`questions` as a sequence that is read again on every use."""
+
+    def __getitem__(self, index):
+        return questions()[index]
+
+    def __len__(self) -> int:
+        return len(questions())
+
+    def __iter__(self):
+        return iter(questions())
+
+    def __repr__(self) -> str:
+        return f"QUESTIONS{questions()!r}"
+
+
+#: The report's sections (see the module docstring: read from the registry on every use).
+QUESTIONS: Sequence[Question] = _Questions()
 
 
 def section_key(question: str) -> str | None:
     """The key of the section ``question`` belongs to ("2b-iii" -> "2b", "3d" -> "3"), or ``None``."""
-    q = str(question).strip().lower()
-    best = None
-    for item in QUESTIONS:
-        if q == item.key or (q.startswith(item.key) and item.key != ERRATA
-                             and not q[len(item.key):len(item.key) + 1].isdigit()):
-            if best is None or len(item.key) > len(best):
-                best = item.key
-    return best
+    if str(question).strip().lower() == ERRATA:
+        return ERRATA
+    return registry.question_of(question)

@@ -93,3 +93,34 @@ def test_a_wrong_numeric_function_fails_its_checks():
     failed = [c.name for c in bad.checks if c.kind != "symbolic" and not run_check(bad, c).passed]
     assert {"numeric = lambdified derivation", "integrates to 1", "Monte Carlo P(a < e^Y < b)",
             "scipy.stats.lognorm(s=sigma, scale=exp(mu))"} <= set(failed)
+
+
+def test_every_results_module_is_listed_in_the_registration_order():
+    # A topic module that is not in MODULES would be silently skipped by discovery.
+    import pkgutil
+
+    from genverify import results
+
+    names = {m.name for m in pkgutil.iter_modules(results.__path__)}
+    assert names == {m.__name__.rsplit(".", 1)[1] for m in results.MODULES}
+
+
+def test_results_modules_register_nothing_themselves():
+    # Registration is the registry's job: a topic module declares RESULTS / EXPERIMENTS / QUESTIONS only.
+    from genverify import results
+
+    for module in results.MODULES:
+        assert not hasattr(module, "register"), module.__name__
+        assert any(hasattr(module, n) for n in ("RESULTS", "EXPERIMENTS", "QUESTIONS")), module.__name__
+
+
+def test_registered_ids_are_unique_across_results_and_experiments():
+    ids = registry.ids()
+    assert len(ids) == len(set(ids))
+    exp_ids = [e.id for e in registry.all_experiments()]
+    assert len(exp_ids) == len(set(exp_ids))
+
+
+def test_user_registration_takes_a_result_and_refuses_anything_else():
+    with pytest.raises(ValueError, match="result must be a genverify.core.Result"):
+        registry.register({"id": "not-a-result"})

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     result = registry.get(args.id)
     deriv = result.derivation()
     show = sp.latex if args.latex else (lambda e: sp.pretty(e, use_unicode=True))
-    print(f"{result.id} (question {result.question}): {result.statement}\n")
+    key = registry.question_of(result.question)
+    title = f": {registry.get_question(key).title}" if key is not None else ""
+    print(f"{result.id} (question {result.question}{title}): {result.statement}\n")
     for i, step in enumerate(deriv.steps, 1):
         print(f"{i}. {step.description}")
         print("   " + show(step.expr).replace("\n", "\n   "))

@@ -48,14 +48,19 @@ def run(args: argparse.Namespace) -> int:
     for rec in records:
         status = "[green]verified[/]" if rec.passed else "[red bold]FAILED[/]"
         table.add_row(rec.result_id, rec.check, rec.figure, status)
+    for result in results:
+        if not result.checks:  # a user's result may come without checks: listed, not counted as verified
+            table.add_row(result.id, "(no checks registered)", "", "[yellow]unchecked[/]")
     console.print(table)
     failed = [r for r in records if not r.passed]
     if args.verbose or failed:
         for rec in failed:
             console.print(f"[red]{rec.result_id} / {rec.check}[/]: {rec.detail}", markup=True, highlight=False)
-    n_res = len(results)
+    n_res = len([r for r in results if r.checks])
     bad_results = sorted({r.result_id for r in failed})
-    console.print(f"{n_res - len(bad_results)}/{n_res} results verified, {len(records) - len(failed)}/{len(records)} checks passed")
+    unchecked = len(results) - n_res
+    console.print(f"{n_res - len(bad_results)}/{n_res} results verified, {len(records) - len(failed)}/{len(records)} checks passed"
+                  + (f", {unchecked} result(s) without checks" if unchecked else ""))
     if args.json:
         atomic_write_text(args.json, json.dumps([rec.__dict__ for rec in records], indent=2, default=str))
     return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""A student's answers to Homework 2, as plain Python: ``solutions`` (right) and ``buggy`` (wrong on purpose)."""

@@ -121,10 +121,13 @@ def test_bad_claims_file_exits_2_naming_the_problem(tmp_path, capsys, content, m
     assert "--file" not in str(exc.value)
 
 
-def test_experiment_returns_the_errata_table(tmp_path):
+def test_experiment_returns_the_errata_table(tmp_path, rows, monkeypatch):
+    from genverify.claims import errata
     from genverify.claims.errata import ERRATA_EXPERIMENT
     from genverify.core import ExperimentConfig
 
+    # The audit itself is the `rows` fixture's (the same packaged write-up, already audited).
+    monkeypatch.setattr(errata, "audit", lambda entries, **kw: rows)
     out = ERRATA_EXPERIMENT.runner()(ExperimentConfig(out_dir=tmp_path, show_progress=False))
     table = out.tables["errata"]
     assert table.columns[:4] == ["question", "part", "id", "claim"] and len(table.rows) == len(load_claims()[1])
@@ -137,3 +140,131 @@ def test_packaged_claims_file_is_valid_yaml_with_latex_strings():
     text = (Path(__file__).parents[1] / "genverify" / "claims" / "homework2.yaml").read_text()
     data = yaml.safe_load(text)
     assert all(isinstance(e["claim"], (str, type(None))) for e in data["entries"])
+
+
+# ------------------------------------------------------------------ step-by-step audits (issue 16)
+
+
+def _row_with_steps(rows, question, part=""):
+    row = _row(rows, question, part)
+    assert row.steps, (question, part)
+    return row
+
+
+def test_5b_chain_marks_the_simplify_line_where_the_one_over_z_moves_under_the_root(rows):
+    from genverify.claims.verdict import StepStatus
+
+    row = _row_with_steps(rows, "5b")
+    assert row.first_error == 6 and row.steps[5].label == "Simplify"
+    assert row.steps[5].status is StepStatus.FAILS and "sqrt(z)" in row.steps[5].diagnosis
+    assert row.steps[4].versus_result == "equals the verified result"
+    assert "line 5 equals the verified result" in row.diagnosis and "sqrt(z)" in row.diagnosis
+
+
+def test_5c_case_2_chain_finds_the_missing_z_squared_in_the_cdf(rows):
+    row = _row_with_steps(rows, "5c", "cdf, case 2")
+    assert row.first_error == 4
+    assert "z**2" in row.steps[3].diagnosis and "acos(1/z)" in row.steps[3].diagnosis
+    assert row.steps[2].versus_result == "equals the verified result"  # the segment area is right
+
+
+def test_2c_i_chain_finds_the_sign_slip_and_that_the_solution_follows_the_corrected_line(rows):
+    from genverify.claims.verdict import StepStatus
+
+    row = _row_with_steps(rows, "2c-i")
+    assert row.verdict == Verdict.CORRECT  # the final update is right ...
+    assert row.first_error == 3 and "wrong sign" in row.steps[2].diagnosis  # ... the cleared line is not
+    assert row.steps[1].status is StepStatus.FOLLOWS  # the derivative is right
+    assert row.steps[3].status is StepStatus.FOLLOWS_CORRECTED
+    assert row.steps[0].versus_result.startswith("equals the result em-expected-complete-log-likelihood")
+
+
+def test_2c_ii_chain_the_written_derivative_is_wrong_yet_the_next_line_is_what_the_right_one_gives(rows):
+    from genverify.claims.verdict import StepStatus
+
+    row = _row_with_steps(rows, "2c-ii")
+    assert row.first_error == 2 and "1/pi[k]**2" in row.steps[1].diagnosis
+    assert row.steps[2].status is StepStatus.FOLLOWS_CORRECTED
+    assert row.steps[3].status is StepStatus.FOLLOWS  # L(lambda) is line 1 with line 3 put in
+    assert row.steps[6].versus_result == "equals the verified result"
+    assert "Line 3 follows from line 2 as it should be" in row.diagnosis
+
+
+def test_errata_rows_round_trip_through_json_with_steps_and_diagnosis(rows):
+    from genverify.claims.verdict import Audit, ErrataRow
+
+    audit = Audit(title="t", source="s", rows=rows)
+    back = Audit.from_json(json.loads(json.dumps(audit.to_json())))
+    assert back == audit
+    old = {k: v for k, v in rows[0].to_json().items() if k not in ("diagnosis", "steps", "first_error")}
+    assert ErrataRow.from_json(old).steps == []  # rows written before issue 16 still read
+
+
+# ------------------------------------------------------------------ many write-ups, bad entries
+
+
+GOOD = """homework: "{name}"
+entries:
+  - {{question: "5a", id: cauchy-reciprocal-pdf, claim: '{a}'}}
+  - {{question: "1a", id: kl-uniform-forward, claim: '{b}'}}
+"""
+
+
+def test_a_bad_entry_is_reported_and_the_rest_is_audited(tmp_path, capsys):
+    from genverify.claims.errata import audit_file
+
+    path = tmp_path / "alice.yaml"
+    path.write_text('homework: "Alice"\nentries:\n'
+                    "  - {question: '5a', id: cauchy-reciprocal-pdf, claim: '1/(pi*(1+y^2))'}\n"
+                    "  - {question: '5b', id: lognormal-pdf, claim: 'z', where: [1, 2]}\n"
+                    "  - {question: '1a', id: kl-uniform-forward, claim: '1.3863'}\n")
+    audit = audit_file(path)
+    bad = [r for r in audit.rows if r.claim == "(bad entry)"]
+    assert len(bad) == 1 and "entry 2 (question 5b): field 'where'" in bad[0].evidence
+    assert str(path) in bad[0].evidence
+    assert [r.verdict for r in audit.rows if r.claim != "(bad entry)"] == [Verdict.CORRECT, Verdict.CORRECT]
+    assert main(["errata", "--file", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert "correct" in out and "entry 2 (question 5b): field 'where'" in err and "--file" in err
+
+
+def test_a_folder_of_write_ups_gives_one_grading_table_as_csv_and_json(tmp_path, capsys):
+    import csv
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.yaml").write_text(GOOD.format(name="Alice", a="1/(pi*(1+y^2))", b=r"\log 4"))
+    (folder / "bob.yaml").write_text(GOOD.format(name="Bob", a="1/(pi*(1+y))", b="log(2)"))
+    (folder / "notes.txt").write_text("not a claims file")
+    assert main(["errata", "--file", str(folder), "--csv", str(tmp_path / "g.csv"),
+                 "--json", str(tmp_path / "g.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Alice" in out and "Bob" in out
+    table = list(csv.DictReader((tmp_path / "g.csv").open()))
+    assert [(r["write_up"], r["question"], r["verdict"]) for r in table] == [
+        ("Alice", "5a", "correct"), ("Alice", "1a", "correct"), ("Bob", "5a", "incorrect"), ("Bob", "1a", "incorrect")]
+    assert "times 1/2" in table[3]["diagnosis"]  # log 2 is half of log 4
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert [r["write_up"] for r in data] == ["Alice", "Alice", "Bob", "Bob"] and "diagnosis" in data[0]
+
+
+def test_several_files_and_the_library_api_agree(tmp_path):
+    from genverify.claims.errata import audit_files, grading_rows
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(GOOD.format(name="A", a="1/(pi*(1+y^2))", b="2 log 2"))
+    b.write_text("entries: [unclosed")
+    audits = audit_files([a, b])
+    rows = grading_rows(audits)
+    assert rows[0]["verdict"] == "correct" and rows[-1]["verdict"] == "not checkable"
+    assert "YAML" in rows[-1]["evidence"]
+
+
+def test_a_claim_that_runs_out_of_time_is_undecided_never_incorrect():
+    row = audit_entry(ClaimEntry("5c", "square-distance-pdf", "pi*z/2"), timeout=0.001)
+    assert row.verdict == Verdict.UNDECIDED and "time limit" in row.evidence
+
+
+def test_a_parse_error_in_a_write_up_marks_the_place():
+    row = audit_entry(ClaimEntry("5a", "cauchy-reciprocal-pdf", r"\frac{1}{\pi (1 + y^2}"))
+    assert row.verdict == Verdict.NOT_CHECKABLE and ">>" in row.evidence

@@ -14,13 +14,22 @@ From the text to the verdict:
 * :mod:`genverify.claims.checker`: :func:`~genverify.claims.checker.check`
   (``genverify.check``): symbolic equivalence, else
   :mod:`~genverify.claims.numeric` (40-digit comparison at random points, the
-  counterexample), and a density's integral;
+  counterexample), and a density's integral; the answer tests of
+  :mod:`~genverify.claims.answer_tests` (up to a constant, proportional,
+  numeric within a tolerance, a decimal to its written precision);
+* :mod:`genverify.claims.diagnose`: what is wrong with a wrong claim (a
+  factor, a term, a sign, one term, a region, normalisation, renamed symbols);
+* :mod:`genverify.claims.steps`: the step-by-step audit of a derivation (the
+  first line that does not follow from the one it names, and how);
 * :mod:`genverify.claims.isolation`: the check in a forked child with a hard
   time limit, and the SIGALRM budget of its symbolic step;
-* :mod:`genverify.claims.writeups`: claims files (``ClaimEntry``, ``load_claims``);
-  ``homework2.yaml`` is the homework write-up's answers, transcribed;
+* :mod:`genverify.claims.writeups`: claims files (``ClaimEntry``, ``load_claims``,
+  ``read_claims`` that keeps the good entries of a file with bad ones);
+  ``homework2.yaml`` is the homework write-up's answers and derivations, transcribed;
+* :mod:`genverify.claims.template`: the claims-file skeleton of every result;
 * :mod:`genverify.claims.errata`: the audit of a write-up (``audit_entry``,
-  ``audit``, ``audit_file``) and the report's errata experiment;
+  ``audit``, ``audit_file``), of many (``audit_files``, ``grading_rows``) and
+  the report's errata experiment;
 * :mod:`genverify.claims.verdict`: :class:`~genverify.claims.verdict.Verdict`,
-  the typed errata row and :class:`~genverify.claims.verdict.Audit`.
+  the typed errata row (with its step rows) and :class:`~genverify.claims.verdict.Audit`.
 """

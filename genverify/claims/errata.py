@@ -9,9 +9,16 @@ with the reason (no formula in the write-up, a result not in the registry
 yet, a claim that does not parse). The verdicts come from checking, never
 from a list.
 
-* :func:`audit_entry` / :func:`audit`: one entry / a list of entries;
+* :func:`audit_entry` / :func:`audit`: one entry / a list of entries; an
+  entry with ``steps`` also gets the step-by-step audit
+  (:func:`genverify.claims.steps.audit_steps`): the chain with the first
+  failing line marked, and where the error enters as its ``diagnosis``;
 * :func:`audit_file`: a whole claims file (default: the packaged homework
-  write-up) -> :class:`~genverify.claims.verdict.Audit`;
+  write-up) -> :class:`~genverify.claims.verdict.Audit`; a bad entry becomes
+  a "not checkable" row naming the entry and field, the rest is audited;
+* :func:`audit_files` and :func:`grading_rows`: many write-ups (a class) into
+  one table, write-up / question / verdict / diagnosis (:data:`GRADING_COLUMNS`),
+  written as CSV or JSON by :func:`write_grading`;
 * :data:`ERRATA_EXPERIMENT` (``run``): the audit as a part of the report,
   the table question / claim / verdict / evidence. It reads the registry, so
   it sits above it, with the claims.
@@ -19,37 +26,68 @@ from a list.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from typing import Callable
+import os
+from collections.abc import Callable
 
 from tqdm import tqdm
 
 from genverify import registry
 from genverify.claims.checker import DEFAULT_TIMEOUT, check
+from genverify.claims.errors import CheckTimeout
+from genverify.claims.steps import audit_steps
 from genverify.claims.verdict import Audit, ErrataRow, Verdict
-from genverify.claims.writeups import DEFAULT_CLAIMS, ClaimEntry, load_claims
+from genverify.claims.writeups import DEFAULT_CLAIMS, ClaimEntry, Problem, claims_paths, load_claims, read_claims
 from genverify.core import Experiment, ExperimentConfig, ExperimentOutput, ParameterError, Table
 from genverify.io import atomic_write_text
 
-__all__ = ["audit_entry", "audit", "audit_file", "select_entries", "run", "ERRATA_EXPERIMENT", "COLUMNS"]
+__all__ = [
+    "COLUMNS",
+    "ERRATA_EXPERIMENT",
+    "GRADING_COLUMNS",
+    "audit",
+    "audit_entry",
+    "audit_file",
+    "audit_files",
+    "grading_rows",
+    "problem_row",
+    "run",
+    "select_entries",
+    "write_grading",
+]
 
 COLUMNS = ["question", "part", "id", "claim", "where", "verdict", "evidence"]
+#: The grading table of many write-ups (CSV header / JSON keys).
+GRADING_COLUMNS = ["write_up", "file", "question", "part", "id", "verdict", "diagnosis", "first_error", "evidence"]
 
 
 def audit_entry(entry: ClaimEntry, timeout: float = DEFAULT_TIMEOUT, seed: int = 0) -> ErrataRow:
-    """Check one transcribed answer; never raises for a claim that cannot be checked."""
+    """Check one transcribed answer (and its steps); never raises for a claim that cannot be checked.
+
+    A claim that runs out of time is :attr:`Verdict.UNDECIDED` (never "incorrect").
+    """
     row = dict(question=entry.question, part=entry.part, id=entry.id, claim=entry.claim or "(none)",
                where=entry.where or "", note=entry.note)
     text = entry.text_to_check()
-    if text is None:
-        return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence="no formula given in the write-up")
     if entry.id not in registry.ids():
         return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE,
                          evidence=f"result not registered (no result {entry.id!r} in the registry yet)")
+    steps = _steps(entry, timeout, seed)
+    if text is None:
+        out = ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence="no formula given in the write-up")
+        return _with_steps(out, steps)
     try:
-        v = check(entry.id, text, where=entry.where, latex=True, timeout=timeout, seed=seed)
+        # The notation is detected (a backslash or a brace means LaTeX): a claims file may use either.
+        v = check(entry.id, text, where=entry.where, latex=None, timeout=timeout, seed=seed)
+    except CheckTimeout as exc:
+        return _with_steps(ErrataRow(**row, verdict=Verdict.UNDECIDED, evidence=f"{exc} (undecided, not wrong)"),
+                           steps)
     except ValueError as exc:
-        return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence=str(exc))
+        marked = exc.marked() if hasattr(exc, "marked") else ""
+        evidence = str(exc) + (f": {marked}" if marked else "")
+        return _with_steps(ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE, evidence=evidence), steps)
     if v.equivalent:
         evidence = v.message
     else:
@@ -58,7 +96,39 @@ def audit_entry(entry: ClaimEntry, timeout: float = DEFAULT_TIMEOUT, seed: int =
         evidence += "; " + v.integral_note
     if v.defaults:
         evidence += " (" + ", ".join(f"{k} = {x}" for k, x in v.defaults.items()) + " as in the homework)"
-    return ErrataRow(**row, verdict=v.verdict, evidence=evidence)
+    return _with_steps(ErrataRow(**row, verdict=v.verdict, evidence=evidence, diagnosis=v.diagnosis_text), steps)
+
+
+def _steps(entry: ClaimEntry, timeout: float, seed: int):
+    """The step-by-step audit of the entry's derivation (None without steps; a str when it could not run)."""
+    if not entry.steps:
+        return None
+    try:
+        return audit_steps(entry.id, entry.steps, symbols=entry.symbols, where=entry.where, assume=entry.assume,
+                           rename=entry.rename, timeout=timeout, seed=seed)
+    except CheckTimeout as exc:
+        return f"the step-by-step audit is undecided: {exc}"
+    except ValueError as exc:
+        return f"the step-by-step audit could not run: {exc}"
+
+
+def _with_steps(row: ErrataRow, steps) -> ErrataRow:
+    if steps is None:
+        return row
+    if isinstance(steps, str):
+        row.diagnosis = "; ".join(x for x in (row.diagnosis, steps) if x)
+        return row
+    row.steps, row.first_error = steps.rows, steps.first_error
+    if steps.first_error:
+        row.diagnosis = steps.summary
+    return row
+
+
+def problem_row(problem: Problem) -> ErrataRow:
+    """A bad entry of a claims file as a "not checkable" row that names the file, entry and field."""
+    return ErrataRow(question=problem.question or "?", part=f"entry {problem.entry}" if problem.entry else "", id="",
+                     claim="(bad entry)" if problem.entry else "(no claims file)",
+                     where="", verdict=Verdict.NOT_CHECKABLE, evidence=str(problem))
 
 
 def audit(entries: list[ClaimEntry], timeout: float = DEFAULT_TIMEOUT, seed: int = 0,
@@ -73,15 +143,64 @@ def audit(entries: list[ClaimEntry], timeout: float = DEFAULT_TIMEOUT, seed: int
     return rows
 
 
-def audit_file(path=None, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT, progress=None) -> Audit:
+def audit_file(path=None, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT, progress=None,
+               question: str | None = None) -> Audit:
     """Audit the write-up in the claims file ``path`` (default: the packaged homework write-up).
 
+    A bad entry becomes a "not checkable" row naming it (file, entry, field);
+    the other entries are audited. ``question`` selects entries by prefix.
     ``progress(entry)`` is called before each entry is checked.
     """
     _check_timeout(timeout)
-    title, entries = load_claims(path)
-    rows = audit(entries, timeout=timeout, seed=seed, progress=progress)
-    return Audit(title=title, source=str(path) if path is not None else DEFAULT_CLAIMS, rows=rows)
+    read = read_claims(path)
+    entries = select_entries(read.entries, question) if question else read.entries
+    rows = [problem_row(p) for p in read.problems if not question or p.question.startswith(question)]
+    rows += audit(entries, timeout=timeout, seed=seed, progress=progress)
+    return Audit(title=read.title, source=str(path) if path is not None else DEFAULT_CLAIMS, rows=rows)
+
+
+def audit_files(paths: list, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT, progress=None,
+                question: str | None = None) -> list[Audit]:
+    """Audit many write-ups: files, or folders of ``*.yaml`` files (a class's claims files).
+
+    A file that is no claims file at all (not YAML, no entries) becomes an
+    audit with one "not checkable" row saying why; the others are audited.
+    """
+    _check_timeout(timeout)
+    audits = []
+    for path in claims_paths(paths):
+        try:
+            audits.append(audit_file(path, seed=seed, timeout=timeout, progress=progress, question=question))
+        except (ValueError, OSError) as exc:
+            msg = exc.render({"path": ""}).strip() if hasattr(exc, "render") else f"{path}: {exc}"
+            audits.append(Audit(title=os.path.basename(path), source=str(path), rows=[ErrataRow(
+                question="?", part="", id="", claim="(no claims file)", where="", verdict=Verdict.NOT_CHECKABLE,
+                evidence=msg)]))
+    return audits
+
+
+def grading_rows(audits: list[Audit]) -> list[dict]:
+    """One table of many audits: a dict per answer with the :data:`GRADING_COLUMNS`."""
+    out = []
+    for a in audits:
+        for r in a.rows:
+            out.append({"write_up": a.title, "file": a.source, "question": r.question, "part": r.part, "id": r.id,
+                        "verdict": r.verdict.value, "diagnosis": r.diagnosis, "first_error": r.first_error,
+                        "evidence": r.evidence})
+    return out
+
+
+def write_grading(rows: list[dict], path, fmt: str | None = None) -> None:
+    """Write the grading table as CSV (``.csv``) or JSON (anything else, or ``fmt="json"``), atomically."""
+    fmt = fmt or ("csv" if str(path).endswith(".csv") else "json")
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=GRADING_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
+    else:
+        atomic_write_text(path, json.dumps(rows, indent=2))
 
 
 def select_entries(entries: list[ClaimEntry], question: str | None) -> list[ClaimEntry]:
@@ -107,7 +226,7 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
     if config.show_progress:
         bar = tqdm(total=len(entries), desc="errata", leave=False)
 
-        def progress(entry, _bar=bar):  # noqa: ANN001
+        def progress(entry, _bar=bar):
             _bar.set_postfix_str(entry.question)
             _bar.update(1)
 
@@ -121,9 +240,14 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
                   rows=[[r.question, r.part, r.id, r.claim, r.where, r.verdict.value, r.evidence] for r in rows],
                   caption=f"Errata of the write-up ({title}): each transcribed answer checked against the registry.")
     wrong = ", ".join(f"{r.question}{' (' + r.part + ')' if r.part else ''}" for r in rows if r.verdict == Verdict.INCORRECT)
+    undecided = f", {counts[Verdict.UNDECIDED]} undecided" if counts[Verdict.UNDECIDED] else ""
     summary = (f"Of {len(rows)} transcribed formulas, {counts[Verdict.CORRECT]} are correct, "
-               f"{counts[Verdict.INCORRECT]} incorrect{(' (' + wrong + ')') if wrong else ''} and "
+               f"{counts[Verdict.INCORRECT]} incorrect{(' (' + wrong + ')') if wrong else ''}{undecided} and "
                f"{counts[Verdict.NOT_CHECKABLE]} not checkable.")
+    chains = [r for r in rows if r.first_error]
+    if chains:
+        summary += " Step by step, the error enters at " + "; ".join(
+            f"{r.question} line {r.first_error}" for r in chains) + "."
     return ExperimentOutput(tables={"errata": table},
                             numbers={v.value.replace(" ", "_"): n for v, n in counts.items()}, summary=summary)
 

@@ -22,22 +22,38 @@ written, what ``apply_function`` reads):
 :class:`~genverify.claims.python_grammar.PythonParser`.
 
 Every numeric power and product is checked against the lexer's limits
-(:func:`power`, :func:`check_number_size`), and every nesting level against
-:data:`~genverify.claims.lexer.MAX_DEPTH`.
+(:func:`power`, :func:`check_number_size`, :func:`factorial`), and every
+nesting level against :data:`~genverify.claims.lexer.MAX_DEPTH`.
+
+(Over 500 lines: the rules of one recursive-descent grammar call one another,
+and its error reporting (positions, the closest known name) belongs with them.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
-from typing import Any, Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import sympy as sp
 
-from genverify.claims.errors import ClaimRefused, ClaimSyntaxError, UnknownSymbolError
+from genverify.claims.errors import POS, ClaimRefused, ClaimSyntaxError, UnknownSymbolError
 from genverify.claims.lexer import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT, Token, number, tokenize
 
-__all__ = ["Parser", "FUNCS1", "RELATIONS", "power", "check_number_size", "is_condition", "relation"]
+__all__ = [
+    "FUNCS1",
+    "FUNCS_N",
+    "RELATIONS",
+    "Parser",
+    "check_number_size",
+    "factorial",
+    "is_condition",
+    "power",
+    "relation",
+]
 
 #: Functions of one argument, by the names either notation uses for them.
 FUNCS1: dict[str, Any] = {
@@ -45,10 +61,22 @@ FUNCS1: dict[str, Any] = {
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
     "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
     "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh,
-    "abs": sp.Abs, "Abs": sp.Abs, "erf": sp.erf, "erfc": sp.erfc, "sign": sp.sign,
+    "abs": sp.Abs, "Abs": sp.Abs, "erf": sp.erf, "erfc": sp.erfc, "sign": sp.sign, "sgn": sp.sign,
+    "arcsinh": sp.asinh, "arccosh": sp.acosh, "arctanh": sp.atanh, "acot": sp.acot, "arccot": sp.acot,
+    "asec": sp.asec, "acsc": sp.acsc, "arcsec": sp.asec, "arccsc": sp.acsc,
+    "log10": lambda x: sp.log(x) / sp.log(10), "log2": lambda x: sp.log(x) / sp.log(2),
 }
+#: Functions of several arguments (PrairieLearn's min/max/atan2), by name -> (function, allowed counts).
+FUNCS_N: dict[str, tuple[Any, tuple[int, ...] | None]] = {
+    "min": (sp.Min, None), "max": (sp.Max, None), "Min": (sp.Min, None), "Max": (sp.Max, None),
+    "atan2": (sp.atan2, (2,)), "arctan2": (sp.atan2, (2,)),
+}
+#: Inverse functions written as a power -1 (``sin^-1 x``, ``\cos^{-1}``).
+INVERSE: dict[str, Any] = {"sin": sp.asin, "cos": sp.acos, "tan": sp.atan, "sinh": sp.asinh, "cosh": sp.acosh,
+                           "tanh": sp.atanh}
 #: Comparison operators written as operator tokens.
 RELATIONS = ("<", "<=", ">", ">=", "==", "=", "!=")
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?")
 # Words that end an implicit product (``x for x > 0``, ``a and b``).
 _KEYWORDS = ("and", "or", "for", "if", "otherwise", "True", "False")
 
@@ -66,6 +94,8 @@ class Parser:
         self.depth = 0
         self.abs_depth = 0  # inside |...|: a further | closes it rather than starting a factor
         self.bound: list[dict[str, sp.Symbol]] = []  # summation indices in scope
+        #: When a dict: unknown plain names become new real symbols, collected here (renamed-variable search).
+        self.new_symbols: dict[str, sp.Symbol] | None = None
 
     # -- tokens -----------------------------------------------------------
     @property
@@ -98,8 +128,8 @@ class Parser:
 
     def error(self, msg: str) -> ClaimSyntaxError:
         t = self.tok
-        where = "end of input" if t.kind == "end" else f"{t.value!r} at position {t.pos}"
-        return ClaimSyntaxError(f"{msg} (found {where})")
+        where = "end of input" if t.kind == "end" else f"{t.value!r} at position {POS}"
+        return ClaimSyntaxError(f"{msg} (found {where})", pos=t.pos)
 
     def skip_noise(self) -> None:
         while self.at_noise():
@@ -123,9 +153,30 @@ class Parser:
                 return scope[name]
         return self.symbols.get(name)
 
+    def fallback(self, name: str, pos: int) -> Any:
+        """An unknown ``name``: a new symbol when collecting them (:attr:`new_symbols`), else the error."""
+        if self.new_symbols is not None and _PLAIN_NAME.fullmatch(name):
+            sym = self.new_symbols.setdefault(name, sp.Symbol(name, real=True))
+            self.symbols[name] = sym
+            return sym
+        raise self.unknown(name, pos)
+
     def unknown(self, name: str, pos: int) -> UnknownSymbolError:
-        known = ", ".join(sorted(self.symbols)) or "none: the result is a constant"
-        return UnknownSymbolError(f"unknown symbol {name!r} at position {pos} (the result's symbols are: {known})")
+        """Unknown ``name``: the message names the closest known symbol or function, and all the symbols."""
+        symbols = sorted(n for n, v in self.symbols.items() if not isinstance(v, sp.Lambda))
+        functions = sorted(n for n, v in self.symbols.items() if isinstance(v, sp.Lambda))
+        known = ", ".join(symbols) or "none: the result is a constant"
+        if functions:
+            known += "; functions: " + ", ".join(functions)
+        hint = ""
+        lower = {n.lower(): n for n in symbols + functions}
+        close = difflib.get_close_matches(name, symbols + functions + sorted(FUNCS1) + ["pi"], n=1, cutoff=0.6)
+        if name.lower() in lower and lower[name.lower()] != name:
+            hint = f"; did you mean {lower[name.lower()]!r}?"
+        elif close:
+            hint = f"; did you mean {close[0]!r}?"
+        return UnknownSymbolError(f"unknown symbol {name!r} at position {POS}{hint} (the result's symbols are: "
+                                  f"{known})", pos=pos)
 
     # -- notation hooks (the defaults are the rules both notations share) ---
     def at_noise(self) -> bool:
@@ -213,7 +264,14 @@ class Parser:
             return True
         return False
 
+    def split_bars(self) -> None:
+        """Read the token ``||`` at the cursor as two bars (nested absolute values, not "or")."""
+        t = self.tok
+        self.toks[self.i:self.i + 1] = [Token("op", "|", t.pos), Token("op", "|", t.pos + 1)]
+
     def close_abs(self, closer: str) -> None:
+        if closer == "|" and self.is_op("||"):
+            self.split_bars()  # |x + |y||
         if closer == "|" and self.is_op("|"):
             self.advance()
             return
@@ -367,13 +425,28 @@ class Parser:
             return self.parse_power()
 
     def parse_power(self) -> Any:
-        base = self.parse_postfix()
+        base = self.parse_factorials(self.parse_postfix())
         self.skip_noise()
         if self.is_op("^", "**"):
             self.advance()
             with self.nest():
                 exponent = self.parse_exponent()
             return power(self.as_expr(base), self.as_expr(exponent))
+        return base
+
+    def parse_factorials(self, base: Any) -> Any:
+        """``x!`` (and ``x!!``, the double factorial), as PrairieLearn and SymPy read them."""
+        applied = 0
+        while self.is_op("!"):
+            t = self.advance()
+            double = self.is_op("!") and self.tok.pos == t.pos + 1
+            if double:
+                self.advance()
+            applied += 1
+            if applied > 2:
+                # (x!!)!! grows beyond any number SymPy could evaluate at a sampled point.
+                raise ClaimRefused(f"more than two factorials in a row at position {POS}", pos=t.pos)
+            base = factorial(self.as_expr(base), double)
         return base
 
     def parse_postfix(self) -> Any:
@@ -396,10 +469,39 @@ class Parser:
         if base is None:
             if name == "pi":
                 return sp.pi
-            raise self.unknown(name, pos)
+            base = self.fallback(name, pos)
+        if isinstance(base, sp.Lambda):
+            return self.apply_user_function(name, base, pos)
         if isinstance(base, sp.IndexedBase):
             return self.parse_indices(base, pos)
         return base
+
+    def apply_user_function(self, name: str, fn: sp.Lambda, pos: int) -> Any:
+        """A function the claims file defines (``f_Y(y) = ...``), applied: ``f_Y(\\ln z)``."""
+        self.skip_noise()
+        right = False
+        if self.tok.kind == "cmd" and self.tok.value == "left":
+            self.advance()
+            right = True
+        if not self.is_op("("):
+            raise self.error(f"{name} is a function of {len(fn.variables)} argument(s): write {name}(...)")
+        args = []
+        with self.nest():
+            self.advance()
+            while True:
+                args.append(self.as_expr(self.parse_additive()))
+                self.skip_noise()
+                if self.is_op(","):
+                    self.advance()
+                    continue
+                break
+            if right and self.tok.kind == "cmd" and self.tok.value == "right":
+                self.advance()
+            self.expect_op(")")
+        if len(args) != len(fn.variables):
+            raise ClaimSyntaxError(f"{name} at position {POS} takes {len(fn.variables)} argument(s), got {len(args)}",
+                                   pos=pos)
+        return fn(*args)
 
     def parse_indices(self, base: sp.IndexedBase, pos: int) -> Any:
         """The indices of ``base``: ``p[k, d]`` or ``pi(k)`` in both notations, more forms in LaTeX."""
@@ -409,7 +511,8 @@ class Parser:
             pass
         indices = upper + lower
         if not indices:
-            raise ClaimSyntaxError(f"{base} at position {pos} needs its indices (e.g. {base}_d or {base}[k, d])")
+            raise ClaimSyntaxError(f"{base} at position {POS} needs its indices (e.g. {base}_d or {base}[k, d])",
+                                   pos=pos)
         return base[tuple(indices)] if len(indices) > 1 else base[indices[0]]
 
     def index_items(self, closing: str) -> list[sp.Expr]:
@@ -436,6 +539,9 @@ class Parser:
                 self.skip_noise()
                 self.expect_op(")")
             return e
+        if t.kind == "op" and t.value == "||":
+            self.split_bars()  # ||x| + y|: two opening bars
+            t = self.tok
         if t.kind == "op" and t.value == "|":
             return self.parse_abs("|")
         if t.kind == "name":
@@ -469,6 +575,17 @@ def check_number_size(value: Any) -> None:
         for part in (value.p, value.q):
             if part != 0 and abs(part).bit_length() * 0.30103 > MAX_DIGITS + 1:
                 raise ClaimRefused(f"numbers larger than {MAX_DIGITS} digits are refused")
+
+
+def factorial(x: sp.Expr, double: bool = False) -> sp.Expr:
+    """``x!`` (``x!!`` when ``double``); refused when a number's factorial would exceed the digit limit."""
+    if x.is_Number and x.is_real:
+        size = float(abs(x)) if abs(x) < 10**300 else math.inf
+        digits = (math.lgamma(size + 1) / math.log(10) if size < 1e300 else math.inf) / (2 if double else 1)
+        if digits > MAX_DIGITS:
+            raise ClaimRefused(f"{_short(x)}{'!!' if double else '!'} would have about "
+                               f"{digits:.3g} digits (limit {MAX_DIGITS})")
+    return sp.factorial2(x) if double else sp.factorial(x)
 
 
 def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:

@@ -25,12 +25,13 @@ import pickle
 import select
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from genverify.claims.errors import CheckTimeout, ClaimError, ClaimRefused
 from genverify.core import ParameterError, UnknownResultError
 
-__all__ = ["run_isolated", "with_alarm", "BudgetExceeded", "PASSTHROUGH"]
+__all__ = ["PASSTHROUGH", "BudgetExceeded", "run_isolated", "with_alarm"]
 
 #: Exceptions raised in the child that the parent raises again as they are.
 PASSTHROUGH: tuple[type[BaseException], ...] = (ClaimError, ParameterError, UnknownResultError)
@@ -111,7 +112,7 @@ def _dumps(payload: tuple[str, Any]) -> bytes:
         if payload[0] == "raise":
             pickle.loads(data)
         return data
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if payload[0] != "raise":
             raise
         err = payload[1]
@@ -128,7 +129,7 @@ def with_alarm(seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
     Raises :class:`BudgetExceeded` when the time is up. Off the main thread
     there is no alarm: ``fn`` runs unbounded (an outer limit still holds).
     """
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         raise BudgetExceeded()
 
     try:

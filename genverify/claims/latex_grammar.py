@@ -34,8 +34,8 @@ from typing import Any
 
 import sympy as sp
 
-from genverify.claims.errors import ClaimSyntaxError
-from genverify.claims.grammar import FUNCS1, Parser, check_number_size, power
+from genverify.claims.errors import POS, ClaimSyntaxError, UnsupportedConstructError
+from genverify.claims.grammar import FUNCS1, FUNCS_N, Parser, check_number_size, power
 from genverify.claims.lexer import Token, number
 
 __all__ = ["LatexParser"]
@@ -50,7 +50,22 @@ _GREEK_ALIASES = {"varepsilon": "epsilon", "varphi": "phi", "vartheta": "theta",
 _INVERSE_TRIG = {"sin": sp.asin, "cos": sp.acos, "tan": sp.atan, "sinh": sp.asinh, "cosh": sp.acosh, "tanh": sp.atanh}
 # LaTeX commands that are functions (\ln z, \cos^{-1}(1/z), \log_2 x).
 _FUNCS = {"exp", "ln", "log", "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan",
-          "sinh", "cosh", "tanh", "erf"}
+          "sinh", "cosh", "tanh", "erf", "lg"}
+# Commands of several arguments: \min(a, b), \max(a, b, c).
+_FUNCS_N = {"min", "max"}
+# Commands the checker does not evaluate, with what to write instead.
+_UNSUPPORTED = {
+    "int": "integrals are not evaluated: write the integrated formula",
+    "iint": "integrals are not evaluated: write the integrated formula",
+    "oint": "integrals are not evaluated: write the integrated formula",
+    "lim": "limits are not evaluated: write the limit's value",
+    "partial": "a partial derivative is written \\frac{\\partial}{\\partial x} f",
+    "nabla": "gradients are not evaluated: write the components",
+    "to": "arrows are not formulas: write the formula", "rightarrow": "arrows are not formulas: write the formula",
+    "Rightarrow": "implications are not formulas: write one line per step",
+    "approx": "an approximation is not checkable: write the exact formula, or a number and use a numeric test",
+    "pm": "\\pm stands for two formulas: check each",
+}
 # Letter runs that, in LaTeX written without a backslash, still mean a function (``ln z``).
 _PLAIN_FUNCS = {"exp", "ln", "log", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "acos", "asin", "atan"}
 _SKIP = {",", ";", ":", "!", " ", "quad", "qquad", "displaystyle", "textstyle", "big", "Big", "bigg", "Bigg",
@@ -64,8 +79,13 @@ _TEXT_SKIP = {"", "for", "if", "when", "where", "with", "on", ","}
 _TEXT_TRUE = {"otherwise", "elsewhere", "else", "true", "otherwise,"}
 # Commands that name a symbol (read by read_name), and those that start a factor of an implicit product.
 _NAME_CMDS = _GREEK | set(_GREEK_ALIASES) | _ACCENTS | _FONTS | {"pi"}
-_ATOM_CMDS = _FUNCS | _NAME_CMDS | {"infty", "frac", "dfrac", "tfrac", "sqrt", "sum", "prod", "lvert", "vert",
-                                    "exp", "ell", "begin", "left"}
+_ATOM_CMDS = _FUNCS | _FUNCS_N | _NAME_CMDS | {"infty", "frac", "dfrac", "tfrac", "sqrt", "sum", "prod", "lvert",
+                                               "vert", "exp", "ell", "begin", "left"}
+# Commands that end a term (relations, connectives, closing delimiters, environment ends).
+_STOP_CMDS = set(_REL) | {"right", "end", "in", "land", "lor", "wedge", "vee", "rvert", "mid", "notin", "text",
+                          "over"}
+# Numerators of a derivative operator \frac{d}{dx}: d, \mathrm{d}, \partial.
+_D_OPERATORS = ("d", "partial")
 
 
 class LatexParser(Parser):
@@ -120,7 +140,9 @@ class LatexParser(Parser):
         t = self.tok
         if t.kind == "op":
             return t.value == "{" or (t.value == "|" and self.abs_depth == 0)
-        return t.kind == "cmd" and t.value in _ATOM_CMDS
+        # Any other command but those that end a term starts a factor: an unknown one is then named as unsupported.
+        return t.kind == "cmd" and (t.value in _ATOM_CMDS or (t.value not in _STOP_CMDS and t.value not in _SKIP
+                                                             and t.value not in _MUL))
 
     def parse_exponent(self) -> Any:
         if self.is_op("{"):
@@ -182,6 +204,8 @@ class LatexParser(Parser):
             found = self.lookup(cand)
             if found is not None:
                 return found, cand
+        if self.new_symbols is not None and sub.isalnum():
+            return self.fallback(f"{name}_{sub}", pos), f"{name}_{sub}"
         raise self.unknown(f"{name}_{{{sub}}}", pos)
 
     def read_index_group(self, upper: list, lower: list) -> bool:
@@ -245,15 +269,32 @@ class LatexParser(Parser):
                 # A delimited argument: a following ^ raises the function's value (\ln(z)^2 = (ln z)^2).
                 arg = self.as_expr(self.parse_atom())
             else:
-                # ``\ln z``: the argument is one factor with its power (``\log x^2`` = log(x^2)).
+                # ``\ln z``: the argument is one factor with its power (``\log x^2`` = log(x^2)),
+                # and the numbers and letters multiplied onto it (``\sin 2x`` = sin(2x)).
                 arg = self.as_expr(self.parse_power())
+                while self.starts_bare_factor():
+                    arg = arg * self.as_expr(self.parse_power())
         if exponent is not None and exponent == -1 and name in _INVERSE_TRIG:
             return _INVERSE_TRIG[name](arg)
         if name == "log":
             value = sp.log(arg) if log_base is None else sp.log(arg) / sp.log(log_base)
+        elif name == "lg":
+            value = sp.log(arg) / sp.log(10)
         else:
             value = FUNCS1[name](arg)
         return value if exponent is None else power(value, exponent)
+
+    def starts_bare_factor(self) -> bool:
+        """Whether a number or a plain symbol follows, continuing an unbracketed function argument."""
+        self.skip_noise()
+        t = self.tok
+        if t.kind == "num":
+            return True
+        if t.kind == "name":
+            if self._plain_function(t.value) and self.lookup(t.value) is None:
+                return False
+            return not (t.value == "e" and self._peek_op(1, "^") and self.lookup("e") is None)
+        return t.kind == "cmd" and (t.value in _GREEK or t.value in _GREEK_ALIASES) and t.value != "pi"
 
     # -- LaTeX's own constructs -------------------------------------------
     def _peek_op(self, k: int, op: str) -> bool:
@@ -312,7 +353,7 @@ class LatexParser(Parser):
             return found
         if letter == "e":
             return sp.E
-        raise self.unknown(letter, pos)
+        return self.fallback(letter, pos)
 
     def read_subscript_text(self) -> tuple[str, int, int]:
         """Read ``_x`` or ``_{...}``; return its raw text and the token span (start, end)."""
@@ -398,6 +439,8 @@ class LatexParser(Parser):
             return self.parse_left()
         if v in ("lvert", "vert"):
             return self.parse_abs("rvert")
+        if v in ("frac", "dfrac", "tfrac") and self._at_derivative_operator():
+            return self.parse_derivative()
         if v in ("frac", "dfrac", "tfrac"):
             self.advance()
             with self.nest():
@@ -441,7 +484,97 @@ class LatexParser(Parser):
             if found is None:
                 raise self.unknown("ell", t.pos)
             return found
-        raise ClaimSyntaxError(f"unsupported LaTeX command \\{v} at position {t.pos}")
+        if v in _FUNCS_N:
+            self.advance()
+            return self.parse_min_max(v, t.pos)
+        if v in _UNSUPPORTED:
+            raise UnsupportedConstructError(f"unsupported LaTeX command \\{v} at position {POS}: {_UNSUPPORTED[v]}",
+                                            pos=t.pos)
+        raise UnsupportedConstructError(f"unsupported LaTeX command \\{v} at position {POS}", pos=t.pos)
+
+    def parse_min_max(self, name: str, pos: int) -> Any:
+        """``\\min(a, b)``, ``\\max\\left(a, b, c\\right)``."""
+        self.skip_noise()
+        right = self.is_cmd("left")
+        if right:
+            self.advance()
+        if not self.is_op("("):
+            raise self.error(f"\\{name} needs its arguments in parentheses: \\{name}(a, b)")
+        args = []
+        with self.nest():
+            self.advance()
+            while True:
+                args.append(self.as_expr(self.parse_inner()))
+                self.skip_noise()
+                if self.is_op(","):
+                    self.advance()
+                    continue
+                break
+            if self.is_cmd("right"):
+                self.advance()
+            self.expect_op(")")
+        return FUNCS_N[name][0](*args)
+
+    def _at_derivative_operator(self) -> bool:
+        """``\\frac{d}{dx}``, ``\\frac{\\partial}{\\partial x}``, ``\\frac{\\mathrm{d}}{\\mathrm{d}x}`` at the cursor."""
+        k = 1
+        if not self._peek_op(k, "{"):
+            return False
+        k += 1
+        if self.peek(k).kind == "cmd" and self.peek(k).value == "mathrm":
+            if not (self._peek_op(k + 1, "{") and self.peek(k + 2).value == "d" and self._peek_op(k + 3, "}")):
+                return False
+            k += 4
+        elif (self.peek(k).kind == "name" and self.peek(k).value == "d") or \
+                (self.peek(k).kind == "cmd" and self.peek(k).value == "partial"):
+            k += 1
+        else:
+            return False
+        if not (self._peek_op(k, "}") and self._peek_op(k + 1, "{")):
+            return False
+        t = self.peek(k + 2)
+        return (t.kind == "name" and t.value.startswith("d")) or (t.kind == "cmd" and t.value in ("partial",
+                                                                                              "mathrm"))
+
+    def parse_derivative(self) -> Any:
+        """``\\frac{d}{dx} f``: the derivative of the factor that follows with respect to the symbol x."""
+        start = self.tok.pos
+        self.advance()  # \frac
+        self.expect_op("{")
+        if self.is_cmd("mathrm"):
+            self.advance()
+            self.expect_op("{")
+            self.advance()
+            self.expect_op("}")
+        else:
+            self.advance()  # d or \partial
+        self.expect_op("}")
+        self.expect_op("{")
+        t = self.tok
+        if t.kind == "cmd" and t.value == "mathrm":
+            self.advance()
+            self.expect_op("{")
+            self.advance()
+            self.expect_op("}")
+        elif t.kind == "cmd":
+            self.advance()  # \partial
+        elif t.value == "d":
+            self.advance()
+        else:
+            self._split_letter(t)  # "dz": the d, then z
+        self.skip_noise()
+        with self.nest():
+            var = self.as_expr(self.parse_postfix())
+            self.skip_noise()
+            self.expect_op("}")
+            if not isinstance(var, (sp.Symbol, sp.Indexed)):
+                raise ClaimSyntaxError(f"the derivative at position {POS} must be with respect to a symbol, "
+                                       f"not {var}", pos=start)
+            self.skip_noise()
+            if self.tok.kind == "end" or self.is_op("+", "-", ")", "=", "}", "&") or self.is_cmd("right"):
+                raise self.error("a derivative \\frac{d}{dx} needs the formula it applies to")
+            operand = self.as_expr(self.parse_power())
+        return sp.Derivative(operand, var)
 
     def parse_left(self) -> Any:
         """``\\left( ... \\right)``, ``\\left[ ... \\right]``, ``\\left| ... \\right|``, ``\\left\\{ ... \\right\\}``."""

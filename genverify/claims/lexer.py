@@ -32,14 +32,25 @@ from __future__ import annotations
 
 import fractions
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import sympy as sp
 
-from genverify.claims.errors import ClaimRefused, ClaimSyntaxError
+from genverify.claims.errors import POS, ClaimRefused, ClaimSyntaxError
 
-__all__ = ["Token", "tokenize", "normalise", "is_latex", "number",
-           "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT", "MAX_DIGITS"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_EXPONENT",
+    "MAX_LENGTH",
+    "Token",
+    "is_latex",
+    "normalise",
+    "normalise_with_offsets",
+    "number",
+    "tokenize",
+]
 
 #: Longest accepted input, in characters.
 MAX_LENGTH = 2000
@@ -52,11 +63,20 @@ MAX_DIGITS = 1000
 
 _UNICODE_GREEK = {
     "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta", "η": "eta",
-    "θ": "theta", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu", "ξ": "xi", "π": "pi", "ρ": "rho",
-    "σ": "sigma", "τ": "tau", "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega",
+    "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "µ": "mu", "ν": "nu", "ξ": "xi",
+    "ο": "omicron", "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau", "υ": "upsilon",
+    "φ": "phi", "ϕ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega", "ϵ": "epsilon", "ϑ": "theta", "ϱ": "rho",
+    "Α": "Alpha", "Β": "Beta", "Γ": "Gamma", "Δ": "Delta", "Ε": "Epsilon", "Ζ": "Zeta", "Η": "Eta",
+    "Θ": "Theta", "Ι": "Iota", "Κ": "Kappa", "Λ": "Lambda", "Μ": "Mu", "Ν": "Nu", "Ξ": "Xi", "Ο": "Omicron",
+    "Π": "Pi", "Ρ": "Rho", "Σ": "Sigma", "Τ": "Tau", "Υ": "Upsilon", "Φ": "Phi", "Χ": "Chi", "Ψ": "Psi",
+    "Ω": "Omega",
 }
-# Unicode operators a student may paste; mapped to ASCII before tokenizing.
-_UNICODE_OPS = {"·": "*", "×": "*", "−": "-", "–": "-", "≤": "<=", "≥": ">=", "≠": "!=", "²": "^2", "³": "^3"}
+# Unicode operators a student may paste (several minus and times signs); mapped to ASCII before tokenizing.
+_UNICODE_OPS = {"·": "*", "×": "*", "⋅": "*", "∗": "*", "✕": "*", "÷": "/", "∕": "/", "⁄": "/",
+                "−": "-", "‒": "-", "–": "-", "—": "-", "﹣": "-", "－": "-", "‐": "-", "‑": "-",
+                "≤": "<=", "≥": ">=", "⩽": "<=", "⩾": ">=", "≦": "<=", "≧": ">=", "≠": "!=", "∣": "|"}
+_SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7", "⁸": "8",
+                 "⁹": "9", "⁻": "-", "⁺": "+"}
 
 #: Operators and delimiters, longest first where one is a prefix of another.
 OPS = ["**", "<=", ">=", "==", "!=", "&&", "||", "\\\\", "\\{", "\\}", "\\|", "\\&",
@@ -85,21 +105,68 @@ def is_latex(text: str) -> bool:
 
 
 def normalise(text: str, latex: bool) -> str:
-    """Spell pasted Unicode (``σ``, ``≤``, ``∞``, ``√``) in the notation's ASCII."""
-    out = []
-    for ch in text:
-        if ch in _UNICODE_OPS:
-            out.append(_UNICODE_OPS[ch])
-        elif ch in _UNICODE_GREEK:
-            name = _UNICODE_GREEK[ch]
-            out.append(f"\\{name} " if latex else f" {name} ")
-        elif ch == "∞":
-            out.append("\\infty " if latex else " oo ")
-        elif ch == "√":
-            out.append("\\sqrt" if latex else "sqrt")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Spell pasted Unicode (``σ``, ``≤``, ``∞``, ``√``, ``−``, ``x²``, full-width ``（）``) in the notation's ASCII."""
+    return normalise_with_offsets(text, latex)[0]
+
+
+def normalise_with_offsets(text: str, latex: bool) -> tuple[str, list[int]]:
+    """:func:`normalise`, and for each character of the result (and its end) the index it came from in ``text``.
+
+    Parse errors point at the text as typed (``σ`` became `` sigma ``, but the
+    caret goes under the ``σ``).
+
+    >>> normalise_with_offsets("2σ²", latex=False)
+    ('2 sigma ^2', [0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3])
+    """
+    out: list[str] = []
+    origin: list[int] = []
+
+    def emit(piece: str, at: int) -> None:
+        out.extend(piece)
+        origin.extend([at] * len(piece))
+
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in _SUPERSCRIPTS:
+            j = i
+            while j < n and text[j] in _SUPERSCRIPTS:
+                j += 1
+            power = "".join(_SUPERSCRIPTS[c] for c in text[i:j])
+            emit("^" + (power if len(power) == 1 else ("{%s}" if latex else "(%s)") % power), i)
+            i = j
+            continue
+        mapped = _map_char(ch, latex, text[i + 1] if i + 1 < n else "", out[-1] if out else "")
+        emit(mapped, i)
+        i += 1
+    origin.append(n)
+    return "".join(out), origin
+
+
+def _map_char(ch: str, latex: bool, after: str, before: str) -> str:
+    if ch.isascii():
+        return ch
+    if ch in _UNICODE_OPS:
+        return _UNICODE_OPS[ch]
+    if ch in _UNICODE_GREEK:
+        name = _UNICODE_GREEK[ch]
+        if latex:
+            return f"\\{name} "
+        # "2μz" is 2*mu*z, but "μ0" and "σ_1" are names (mu0, sigma_1).
+        lead = " " if before.isalnum() else ""
+        trail = "" if (after in "0123456789_" and after) else " "
+        return lead + name + trail
+    if ch == "∞":
+        return "\\infty " if latex else " oo "
+    if ch == "√":
+        return "\\sqrt" if latex else "sqrt"
+    if ch.isspace():
+        return " "
+    # Full-width brackets, operators, digits and letters (（x＋1）), ℯ, non-breaking spaces: their ASCII forms.
+    folded = unicodedata.normalize("NFKC", ch)
+    if folded != ch and all(c.isascii() or c in _UNICODE_OPS for c in folded):
+        return "".join(_UNICODE_OPS.get(c, c) for c in folded)
+    return ch  # refused by the tokenizer, which names it and its position
 
 
 def tokenize(text: str, latex: bool) -> list[Token]:
@@ -139,7 +206,7 @@ def tokenize(text: str, latex: bool) -> list[Token]:
                 break
         else:
             shown = ch if ch.isprintable() else repr(ch)
-            raise ClaimSyntaxError(f"character {shown!r} at position {i} is not allowed in a formula")
+            raise ClaimSyntaxError(f"character {shown!r} at position {POS} is not allowed in a formula", pos=i)
     toks.append(Token("end", "", n))
     return toks
 
@@ -157,7 +224,7 @@ def _command(text: str, i: int, toks: list[Token]) -> int:
         if k < len(text) and text[k] == "{":
             close = text.find("}", k + 1)
             if close < 0:
-                raise ClaimSyntaxError(f"unclosed \\{name}{{ at position {i}")
+                raise ClaimSyntaxError(f"unclosed \\{name}{{ at position {POS}", pos=i)
             toks.append(Token("text", text[k + 1:close], i))
             return close + 1
     toks.append(Token("cmd", name, i))

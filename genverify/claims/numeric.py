@@ -16,6 +16,12 @@ Indexed results (sums and products over i = 1..n, d = 1..D) are compared at
 random small concrete sizes (up to :data:`MAX_SIZE`) with random entries;
 entries constrained to sum to one (mixture weights, responsibilities) are
 normalised, or drawn one-hot when they take only the values 0 and 1.
+:func:`evaluate` gives the values of several expressions at the same points
+(the diagnoses and the answer tests use it).
+
+(Somewhat over 500 lines: sampling, evaluation at 40 digits and comparison
+share the points, the concrete sizes and the value encoding; split, each part
+would need the others' internals.)
 """
 
 from __future__ import annotations
@@ -30,8 +36,23 @@ import sympy as sp
 from genverify.claims.errors import ClaimError, EmptyRegionError
 from genverify.core import Param, Result
 
-__all__ = ["Comparison", "Counterexample", "compare", "univariate_set", "show",
-           "DIGITS", "RTOL", "ATOL", "INDEXED_POINTS", "MAX_SIZE"]
+__all__ = [
+    "ATOL",
+    "DIGITS",
+    "INDEXED_POINTS",
+    "MAX_SIZE",
+    "RTOL",
+    "Comparison",
+    "Counterexample",
+    "Sample",
+    "agree",
+    "compare",
+    "evaluate",
+    "expand_concrete",
+    "show",
+    "show_value",
+    "univariate_set",
+]
 
 #: Working precision (significant digits) of the numeric comparison.
 DIGITS = 40
@@ -69,12 +90,19 @@ class Comparison:
 
 
 def compare(result: Result, active: list[Param], claim: sp.Expr, verified: sp.Expr, cond: Any,
-            points: int, seed: int) -> Comparison:
+            points: int, seed: int, rtol: float | None = None, atol: float | None = None,
+            both_defined: bool = False) -> Comparison:
     """Compare ``claim`` and ``verified`` at ``points`` random points (of the ``cond`` region) of ``active``.
 
-    Raises :class:`~genverify.claims.errors.ClaimError` when no point can be
-    sampled or the verified result is undefined at every one.
+    Two values agree within ``rtol`` relative or ``atol`` absolute (default
+    :data:`RTOL`, :data:`ATOL`). A point where the verified result is
+    undefined is skipped; with ``both_defined``, so is one where the claim is
+    (two lines of a derivation are compared where both make sense: a solution
+    ``p = sum(x)/sum(1)`` divides by zero where every x is 0). Raises
+    :class:`~genverify.claims.errors.ClaimError` when no point can be sampled
+    or the verified result is undefined at every one.
     """
+    tol = (RTOL if rtol is None else rtol, ATOL if atol is None else atol)
     rng = np.random.default_rng(seed)
     indexed = [p for p in active if isinstance(p.symbol, sp.IndexedBase)]
     scalars = [p for p in active if not isinstance(p.symbol, sp.IndexedBase)]
@@ -94,14 +122,14 @@ def compare(result: Result, active: list[Param], claim: sp.Expr, verified: sp.Ex
     for values in sample:
         point = {p.symbol: v for p, v in zip(scalars, values)}
         c_val, v_val, entries = _evaluate_pair(claim, verified, point, indexed, rng, simplex)
-        if v_val[0] in ("nan", "undefined"):
+        if v_val[0] in ("nan", "undefined") or (both_defined and c_val[0] in ("nan", "undefined", "zoo")):
             skipped += 1
             continue
         checked += 1
-        if not _agree(c_val, v_val):
+        if not _agree(c_val, v_val, *tol):
             shown = {p.name: show(v) for p, v in zip(scalars, values)}
             shown.update(entries)
-            nicer = _nicer_counterexample(scalars, values, claim, verified, cond, constraint, indexed) \
+            nicer = _nicer_counterexample(scalars, values, claim, verified, cond, constraint, indexed, tol) \
                 if not has_indexed else None
             if nicer is not None:
                 shown, c_val, v_val = nicer
@@ -113,10 +141,60 @@ def compare(result: Result, active: list[Param], claim: sp.Expr, verified: sp.Ex
         raise ClaimError("the verified result is undefined at every sampled point; nothing to compare")
     where_txt = " of the given region" if cond is not sp.true else " of the domain"
     sizes = " (sums and products expanded at random sizes up to %d)" % MAX_SIZE if has_indexed else ""
-    msg = (f"agrees at {checked} random points{where_txt} to {DIGITS - 15}+ significant digits{sizes}; "
-           "SymPy could not prove it symbolically") if scalars or indexed else \
-        f"equal to {DIGITS - 15}+ significant digits"
+    within = f"to {DIGITS - 15}+ significant digits" if rtol is None and atol is None else \
+        f"within a relative tolerance of {tol[0]:g}" + (f" (absolute {tol[1]:g})" if atol is not None else "")
+    msg = (f"agrees at {checked} random points{where_txt} {within}{sizes}; "
+           "SymPy could not prove it symbolically") if scalars or indexed else f"equal {within}"
     return Comparison(equivalent=True, message=msg, points=checked)
+
+
+@dataclass
+class Sample:
+    """The values of several expressions at one random point: ``values[j]`` is a (kind, number) pair.
+
+    ``point`` is the point for a report (names -> text); ``scalars`` the
+    scalar symbols' values, and those of the indexed atoms with free indices
+    (``pi[k]`` at the point's k).
+    """
+
+    point: dict[str, str]
+    scalars: dict[Any, Any]
+    values: list[tuple]
+
+
+def evaluate(result: Result, active: list[Param], exprs: list[sp.Expr], cond: Any, points: int,
+             seed: int) -> list[Sample]:
+    """``exprs`` at up to ``points`` random points (as :func:`compare` draws them); indexed entries are
+    drawn once per point, shared by all the expressions. Points where the last expression (the
+    verified result) is undefined are skipped. Returns [] when no point can be sampled."""
+    rng = np.random.default_rng(seed)
+    indexed = [p for p in active if isinstance(p.symbol, sp.IndexedBase)]
+    scalars = [p for p in active if not isinstance(p.symbol, sp.IndexedBase)]
+    has_indexed = bool(indexed) or any(e.has(sp.Sum, sp.Product) for e in exprs)
+    constraint, simplex = _split_constraint(result.constraint)
+    try:
+        sample = _sample_points(scalars, sp.And(cond, constraint), rng, points, small_integers=has_indexed)
+    except ClaimError:
+        return []
+    # Indexed atoms with free indices (pi[k], p[k, d]): their value at each point, for the diagnoses' fits.
+    free_atoms = [a for a in set().union(*(e.atoms(sp.Indexed) for e in exprs))
+                  if all(i.free_symbols <= {p.symbol for p in scalars} for i in a.indices)]
+    out = []
+    for values in sample or []:
+        point = {p.symbol: v for p, v in zip(scalars, values)}
+        vals, entries, drawn = _evaluate_many(exprs, point, indexed, rng, simplex)
+        if vals[-1][0] in ("nan", "undefined"):
+            continue
+        shown = {p.name: show(v) for p, v in zip(scalars, values)}
+        shown.update(entries)
+        subs = {s: _as_number(v, isinstance(v, int)) for s, v in point.items()}
+        known = dict(point)
+        for a in free_atoms:
+            concrete = a.xreplace(subs)
+            if concrete in drawn:
+                known[a] = drawn[concrete]
+        out.append(Sample(shown, known, vals))
+    return out
 
 
 def _sample_points(params, cond, rng, n, small_integers=False) -> list[tuple] | None:
@@ -218,17 +296,27 @@ def _split_constraint(constraint: Any) -> tuple[Any, list[tuple[sp.Expr, int, sp
 
 
 def _evaluate_pair(claim, verified, point, indexed, rng, simplex=()):
+    (c_val, v_val), entries, _ = _evaluate_many([claim, verified], point, indexed, rng, simplex)
+    return c_val, v_val, entries
+
+
+def _evaluate_many(exprs, point, indexed, rng, simplex=()):
+    """The value of each expression at ``point``; indexed entries are drawn once, shared by all of them.
+
+    Sums and products are expanded at the point's sizes; entries constrained to
+    sum to one are normalised (or one-hot for 0/1 entries).
+    """
     subs = {s: _as_number(v, isinstance(v, int)) for s, v in point.items()}
     entries: dict[str, str] = {}
     try:
         # Substitution evaluates eagerly (exp of a Float is computed at once): it can overflow.
-        c, v = claim.xreplace(subs), verified.xreplace(subs)
-        if c.has(sp.Sum, sp.Product, sp.Indexed) or v.has(sp.Sum, sp.Product, sp.Indexed):
-            c, v = c.doit(), v.doit()
+        done = [e.xreplace(subs) for e in exprs]
+        if any(d.has(sp.Sum, sp.Product, sp.Indexed, sp.Derivative) for d in done):
+            done = [expand_concrete(d) for d in done]
     except Exception:  # noqa: BLE001
-        return _value_of(lambda: claim.xreplace(subs)), _value_of(lambda: verified.xreplace(subs)), entries
-    if c.has(sp.Indexed) or v.has(sp.Indexed):
-        atoms = sorted(c.atoms(sp.Indexed) | v.atoms(sp.Indexed), key=str)
+        return [_value_of(lambda e=e: e.xreplace(subs)) for e in exprs], entries, {}
+    if any(d.has(sp.Indexed) for d in done):
+        atoms = sorted(set().union(*(d.atoms(sp.Indexed) for d in done)), key=str)
         values = {}
 
         def draw(a):
@@ -261,8 +349,54 @@ def _evaluate_pair(claim, verified, point, indexed, rng, simplex=()):
                     values[m] = values[m] / total
         for a in atoms:
             entries[str(a)] = show(values[a])
-        return _value_of(lambda: c.xreplace(values)), _value_of(lambda: v.xreplace(values)), entries
-    return _value(c), _value(v), entries
+        return [_value_of(lambda d=d: d.xreplace(values)) for d in done], entries, values
+    return [_value(d) for d in done], entries, {}
+
+
+def expand_concrete(e: sp.Expr) -> sp.Expr:
+    """``e`` with every sum and product over integer limits written out (``doit``, but far faster for the
+    nested sums of the EM results: terms are built by substitution, inner sums first expanded per term)."""
+    out = _expand(e)
+    if out.has(sp.Sum, sp.Product, sp.Derivative):
+        out = out.doit()
+    return out
+
+
+def _expand(e):
+    if isinstance(e, (sp.Sum, sp.Product)):
+        var, lo, hi = e.limits[-1]
+        lo, hi = _expand(lo), _expand(hi)
+        if not (lo.is_Integer and hi.is_Integer) or hi - lo > 10_000:
+            return e.doit()
+        inner = type(e)(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
+        terms = [_expand(_substitute_free(inner, var, sp.Integer(j))) for j in range(int(lo), int(hi) + 1)]
+        return sp.Add(*terms) if isinstance(e, sp.Sum) else sp.Mul(*terms)
+    if not e.args or not e.has(sp.Sum, sp.Product):
+        return e
+    return e.func(*[_expand(a) for a in e.args])
+
+
+def _substitute_free(e, var, value):
+    """``e`` with the free occurrences of ``var`` replaced (an inner sum over the same name keeps its own)."""
+    if e == var:
+        return value
+    if not e.args or var not in e.free_symbols:
+        return e
+    if not any(var in s.variables for s in e.atoms(sp.Sum, sp.Product)):
+        return e.xreplace({var: value})  # nothing binds var inside: the fast, cached substitution
+    if isinstance(e, (sp.Sum, sp.Product)):
+        body = e.function
+        limits = []
+        shadowed = False
+        for v, lo, hi in e.limits:
+            lo = lo if shadowed else _substitute_free(lo, var, value)
+            hi = hi if shadowed else _substitute_free(hi, var, value)
+            limits.append((v, lo, hi))
+            shadowed = shadowed or v == var
+        if not shadowed:
+            body = _substitute_free(body, var, value)
+        return type(e)(body, *limits)
+    return e.func(*[_substitute_free(a, var, value) for a in e.args])
 
 
 def _entry_at(label, key: tuple, pos: int, j: int, atoms) -> sp.Indexed:
@@ -315,19 +449,23 @@ def _value(e: sp.Expr) -> tuple:
     return ("undefined", None)
 
 
-def _agree(a: tuple, b: tuple) -> bool:
+def _agree(a: tuple, b: tuple, rtol: float = RTOL, atol: float = ATOL) -> bool:
     if a[0] != b[0]:
         return False
     if a[0] == "real":
         x, y = a[1], b[1]
         d = abs(x - y)
-        return bool(d <= ATOL or d <= RTOL * max(abs(x), abs(y)))
+        return bool(d <= atol or d <= rtol * max(abs(x), abs(y)))
+    if a[0] == "complex":
+        d = abs(a[1] - b[1])
+        return bool(d <= atol or d <= rtol * max(abs(a[1]), abs(b[1])))
     if a[0] == "inf":
         return a[1] == b[1]
     return a[0] == b[0] and a[0] == "zoo"
 
 
-def _nicer_counterexample(params, values, claim, verified, cond, constraint, indexed):  # noqa: ARG001
+def _nicer_counterexample(params, values, claim, verified, cond, constraint, indexed,
+                          tol=(RTOL, ATOL)):
     """Round the failing point to few significant digits while it still fails (for a readable report)."""
     if not params:
         return None
@@ -352,7 +490,7 @@ def _nicer_counterexample(params, values, claim, verified, cond, constraint, ind
             v_val = _value(verified.xreplace(subs))
         except Exception:  # noqa: BLE001
             continue
-        if v_val[0] not in ("nan", "undefined", "zoo") and not _agree(c_val, v_val):
+        if v_val[0] not in ("nan", "undefined", "zoo") and not _agree(c_val, v_val, *tol):
             return {p.name: _show_plain(v) for p, v in zip(params, cand)}, c_val, v_val
     return None
 
@@ -375,6 +513,16 @@ def show(v: Any) -> str:
         return f"{float(v):.10g}"
     except (TypeError, ValueError):
         return str(v)
+
+
+def agree(a: tuple, b: tuple, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """Whether two values of :func:`evaluate` agree within ``rtol`` (relative) or ``atol``."""
+    return _agree(a, b, rtol, atol)
+
+
+def show_value(val: tuple) -> str:
+    """A value of :func:`evaluate` for a report (12 significant digits, or what went wrong)."""
+    return _show_val(val)
 
 
 def _show_val(val: tuple) -> str:

@@ -51,7 +51,8 @@ pi*z/2
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -65,21 +66,21 @@ from genverify.claims.errors import (
 )
 from genverify.claims.grammar import Parser, is_condition
 from genverify.claims.latex_grammar import LatexParser
-from genverify.claims.lexer import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT, MAX_LENGTH, is_latex, normalise
+from genverify.claims.lexer import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT, MAX_LENGTH, is_latex, normalise_with_offsets
 from genverify.claims.python_grammar import PythonParser
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_EXPONENT",
+    "MAX_LENGTH",
     "ClaimError",
-    "ClaimSyntaxError",
     "ClaimRefused",
+    "ClaimSyntaxError",
     "UnknownSymbolError",
+    "is_latex",
     "parse_claim",
     "parse_condition",
-    "is_latex",
-    "MAX_LENGTH",
-    "MAX_DEPTH",
-    "MAX_EXPONENT",
-    "MAX_DIGITS",
 ]
 
 # A leading "f(z) =" / "F_Z(z) =" is the student's left-hand side, not the formula.
@@ -87,31 +88,49 @@ _LEFT_HAND_SIDE = re.compile(r"^\s*[A-Za-z\\{}_^()\s,|]{0,40}?=(?![=<>])")
 
 
 def parse_claim(text: str, symbols: Mapping[str, Any], latex: bool | None = None, *,
-                param: str = "text") -> sp.Expr:
-    """Parse a claimed formula into a SymPy expression over ``symbols`` (name -> Symbol/IndexedBase).
+                param: str = "text", new_symbols: dict | None = None) -> sp.Expr:
+    """Parse a claimed formula into a SymPy expression over ``symbols`` (name -> Symbol/IndexedBase/Lambda).
 
     ``latex=None`` detects the notation; ``True``/``False`` forces it. Raises
     :class:`ClaimSyntaxError`, :class:`UnknownSymbolError` or :class:`ClaimRefused`
     (all ``ValueError``) with a message naming the problem; ``param`` is what
-    those messages call ``text``.
+    those messages call ``text``. The error's ``pos`` is the offending
+    character's index in ``text`` and ``caret()`` draws it.
+
+    With ``new_symbols`` (a dict), an unknown plain name is no error: it
+    becomes a new real symbol, added to the dict (the checker then looks for
+    the renaming that makes the claim right, as STACK's SubstEquiv does).
     """
-    text, parser = _prepare(text, latex, param)
-    m = _LEFT_HAND_SIDE.match(text)
+
+    def parser(body: str) -> Parser:
+        p = notation(body, symbols)
+        p.new_symbols = new_symbols
+        return p
+
+    prepared, notation, offsets = _prepare(text, latex, param)
+    m = _LEFT_HAND_SIDE.match(prepared)
+    rest_error = None
     if m and not re.search(r"[<>]", m.group(0)):
-        rest = text[m.end():]
+        rest = prepared[m.end():]
         if rest.strip():
             try:
-                return _guard(lambda: parser(rest, symbols).parse_expression_top())
-            except ClaimError:
-                pass
-    return _guard(lambda: parser(text, symbols).parse_expression_top())
+                return _guard(lambda: parser(rest).parse_expression_top(), text, offsets[m.end():])
+            except ClaimError as exc:
+                rest_error = exc
+    try:
+        return _guard(lambda: parser(prepared).parse_expression_top(), text, offsets)
+    except ClaimError as exc:
+        # "f(z) = z +": the fault is after the left-hand side, not in it.
+        if rest_error is not None and exc.pos is not None and exc.pos < offsets[m.end()]:
+            raise rest_error from None
+        raise
 
 
 def parse_condition(text: str, symbols: Mapping[str, Any], latex: bool | None = None, *,
                     param: str = "text") -> Any:
     """Parse a condition such as ``1 < z < sqrt(2)`` or ``z \\ge 0, mu > 1`` into a SymPy boolean."""
-    text, parser = _prepare(text, latex, param)
-    cond = _guard(lambda: parser(text, symbols).parse_condition_top())
+    prepared, parser, offsets = _prepare(text, latex, param)
+    cond = _guard(lambda: parser(prepared, symbols).parse_condition_top(), text, offsets)
     if cond is sp.true or cond is True:
         return sp.true
     if not is_condition(cond):
@@ -119,8 +138,11 @@ def parse_condition(text: str, symbols: Mapping[str, Any], latex: bool | None = 
     return cond
 
 
-def _prepare(text: str, latex: bool | None, param: str) -> tuple[str, type[Parser]]:
-    """The text without display-math wrappers, in ASCII, and the parser of its notation."""
+def _prepare(text: str, latex: bool | None, param: str) -> tuple[str, type[Parser], list[int]]:
+    """The text without display-math wrappers, in ASCII, the parser of its notation, and the offsets.
+
+    ``offsets[i]`` is the index in ``text`` of the prepared text's character ``i``.
+    """
     if not isinstance(text, str):
         raise ClaimArgumentError(param, f"{{param}} must be a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
@@ -128,22 +150,32 @@ def _prepare(text: str, latex: bool | None, param: str) -> tuple[str, type[Parse
     if not text.strip():
         raise ClaimArgumentError(param, "{param} is empty")
     use_latex = is_latex(text) if latex is None else bool(latex)
-    text = normalise(text, use_latex)
-    if len(text) > 2 * MAX_LENGTH:
+    normal, offsets = normalise_with_offsets(text, use_latex)
+    if len(normal) > 2 * MAX_LENGTH:
         raise ClaimArgumentRefused(param, "{param} is too long")
-    stripped = text.strip()
+    lead = len(normal) - len(normal.lstrip())
+    stripped = normal.strip()
+    offsets = offsets[lead:lead + len(stripped)] + [offsets[lead + len(stripped)]]
     for a, b in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)")):
         if stripped.startswith(a) and stripped.endswith(b) and len(stripped) >= len(a) + len(b):
             stripped = stripped[len(a):len(stripped) - len(b)]
+            offsets = offsets[len(a):len(a) + len(stripped)] + [offsets[len(a) + len(stripped)]]
             break
-    return stripped, LatexParser if use_latex else PythonParser
+    return stripped, LatexParser if use_latex else PythonParser, offsets
 
 
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run a parse; any failure other than a :class:`ClaimError` becomes one (never a traceback)."""
+def _guard(fn: Callable[[], Any], source: str | None = None, offsets: list[int] | None = None) -> Any:
+    """Run a parse; any failure other than a :class:`ClaimError` becomes one (never a traceback).
+
+    A :class:`ClaimError` with a position in the parsed text gets the position in ``source`` instead.
+    """
     try:
         return fn()
-    except ClaimError:
+    except ClaimError as exc:
+        if source is not None and exc.source is None:
+            exc.source = source
+            if exc.pos is not None and offsets:
+                exc.pos = offsets[min(max(exc.pos, 0), len(offsets) - 1)]
         raise
     except RecursionError:
         raise ClaimRefused(f"formula nested too deeply (limit {MAX_DEPTH})") from None

@@ -23,8 +23,9 @@ EM alternates (2b, 2c; Bishop, *PRML* 9.3.3):
   :func:`genverify.numerics.em.m_step_from_statistics`, the same function as
   the float64 reference :func:`genverify.numerics.em.m_step` runs.
 
-Both steps are fused and chunked, in one of two kernels (``backend``:
-``'float32'`` or the exact ``'int8'``); see :mod:`genverify.models.em_kernels`.
+Both steps are fused, in one of two kernels (``backend``: ``'float32'`` or
+the exact ``'int8'``); see :mod:`genverify.models.em_kernels` and, for the
+native int8 kernel, :mod:`genverify.models.em_native`.
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006),
 section 9.3.3; scikit-learn's ``sklearn.mixture.GaussianMixture`` for the
@@ -50,7 +51,7 @@ from genverify.numerics.em import m_step_from_statistics
 
 from ._sklearn_compat import Interval, StrOptions, fit_context, validate_data
 from .devices import resolve_device
-from .em_kernels import EMKernel, int8_matmul_works, log_params
+from .em_kernels import EMKernel, int8_available, log_params
 
 __all__ = ["BernoulliMixture", "DEVICE_KINDS", "e_step", "log_joint", "resolve_em_device"]
 
@@ -135,10 +136,11 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         Where the data and the matrix products live; 'cuda:N' is the N-th
         CUDA device, 'auto' picks CUDA when available.
     backend : {'auto', 'int8', 'float32'}, default='auto'
-        The matrix-product kernel: 'int8' exact integer products of
-        fixed-point limbs (CPU only), 'float32' plain float32 products.
-        'auto' = 'int8' on CPU when ``torch._int_mm`` is exact there, else
-        'float32' (on CUDA always).
+        The kernel: 'int8' exact integer sums of fixed-point parameters (CPU
+        only; the native kernel, compiled at first use, else torch int8
+        products), 'float32' plain float32 products. 'auto' = 'int8' on CPU
+        when either implementation is available there, else 'float32' (on
+        CUDA always).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and :meth:`sample`.
     verbose : int, default=0
@@ -221,10 +223,11 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
     def _resolve_backend(self, device: torch.device) -> str:
         if self.backend == "float32":
             return "float32"
-        works = device.type == "cpu" and int8_matmul_works("cpu")
+        works = device.type == "cpu" and int8_available(self.n_components)
         if self.backend == "int8" and not works:
-            raise ValueError(f"backend='int8' needs the CPU and a torch whose torch._int_mm is exact there "
-                             f"(device is {device.type!r}); use backend='float32' or 'auto'")
+            raise ValueError(f"backend='int8' needs the CPU and the native EM kernel or a torch whose "
+                             f"torch._int_mm is exact there (device is {device.type!r}); use backend='float32' "
+                             "or 'auto'")
         return "int8" if works else "float32"
 
     def _kernel(self, x: np.ndarray) -> EMKernel:

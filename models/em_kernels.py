@@ -1,25 +1,32 @@
-r"""The fused, chunked E+M kernels that :class:`~genverify.models.BernoulliMixture` runs (questions 2-3).
+r"""The fused E+M kernels that :class:`~genverify.models.BernoulliMixture` runs (questions 2-3).
 
-Both steps are fused: the rows of X are visited in cache-sized chunks, and
-each chunk's responsibilities are multiplied back into :math:`S` while the
-chunk is still in cache. Nothing of size N x K x D is ever formed.
+Both steps are fused: the rows of X are visited once per iteration, each
+row's (or chunk's) responsibilities multiplied back into :math:`S` right away.
+Nothing of size N x K x D is ever formed.
 
-Two kernels (``backend``):
+Two backends (``backend``):
 
-* ``'float32'``: float32 matrix products, sums accumulated in float64.
-* ``'int8'`` (the CPU default): binary X is exact in int8, and the CPU's
-  int8 dot-product instructions (AVX512-VNNI) multiply 4x faster than float32.
-  The parameters are written in fixed point and split into three signed 8-bit
-  limbs, :math:`w_k \approx 2^{-s_k}(l_0 + 2^8 l_1 + 2^{16} l_2)` (24 bits,
-  float32's precision), so :math:`x^\top w_k` is three exact int32 products;
-  likewise the responsibilities, :math:`\eta \approx (b_0 + 2^8 b_1 + 2^{16} b_2)/(2^{24} - 1)` with
-  bytes :math:`b_j` (stored as :math:`b_j - 128`).
-  Every sum over pixels and images is then exact integer arithmetic: the only
-  roundings are of the logits and of the responsibilities, to float32's 24
-  bits, and the sufficient statistics do not depend on how rows are chunked.
-  (``torch._int_mm``, the int8 x int8 -> int32 product, is private
-  torch API; ``backend='auto'`` checks at first use that it exists and is
-  exact, else uses float32.)
+* ``'int8'`` (the CPU default): exact integer arithmetic on fixed-point
+  parameters. The logits' weights are integers
+  :math:`q_{kd} = \mathrm{round}(w_{kd} 2^{s_k})` with 24 significant bits
+  (float32's precision; :func:`~genverify.models.em_native.fixed_point_logits`)
+  and the responsibilities :math:`r_{nk} = \mathrm{round}(\eta_{nk}(2^{24} - 1))`,
+  so :math:`x^\top q_k`, :math:`N_k` and :math:`S = r^\top X` are exact integer
+  sums: the only roundings are of the logits and of the responsibilities, and
+  the sufficient statistics do not depend on how rows are chunked or threaded.
+  Two implementations give the same integers:
+
+  - the native kernel (:mod:`genverify.models.em_native`, compiled at first
+    use): table look-ups over the nonzero nibbles of each binary image;
+  - the torch fallback (no C compiler, K > 64, or ``native=False``): X as
+    int8, the weights split into three signed 8-bit limbs,
+    :math:`q = l_0 + 2^8 l_1 + 2^{16} l_2`, and the responsibilities into
+    three bytes :math:`b_j` (stored as :math:`b_j - 128`), each step one
+    ``torch._int_mm`` (int8 x int8 -> int32, private torch API:
+    :func:`int8_matmul_works` checks at first use that it exists and is exact).
+
+* ``'float32'``: float32 matrix products, sums accumulated in float64 (CUDA,
+  or on request).
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), section 9.3.3.
 """
@@ -32,7 +39,10 @@ import sys
 import numpy as np
 import torch
 
-__all__ = ["EMKernel", "int8_matmul_works", "log_params"]
+from . import em_native
+from .em_native import MAX_COMPONENTS, R_SCALE, NativeEM, fixed_point_logits
+
+__all__ = ["EMKernel", "int8_available", "int8_matmul_works", "log_params"]
 
 
 def log_params(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,8 +54,6 @@ def log_params(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # ------------------------------------------------------------------ fused, chunked kernels
 
 _LIMBS = (1, 1 << 8, 1 << 16)  # weights of three base-256 digits
-_W_MAX = (1 << 23) - (1 << 16)  # an integer |q| <= this has three balanced digits in [-128, 127]
-_R_SCALE = (1 << 24) - 1  # responsibilities in fixed point: three bytes
 _R_OFFSET = 128 * (_LIMBS[0] + _LIMBS[1] + _LIMBS[2])  # a byte b is multiplied as the int8 b - 128
 
 
@@ -65,83 +73,109 @@ def int8_matmul_works(device_type: str) -> bool:
         return False
 
 
+def int8_available(n_components: int) -> bool:
+    """Whether the exact int8 backend can run on the CPU for K = ``n_components``: the native kernel
+    (K <= 64) or an exact ``torch._int_mm``."""
+    return (n_components <= MAX_COMPONENTS and em_native.load() is not None) or int8_matmul_works("cpu")
+
+
 def _dense(t: torch.Tensor) -> torch.Tensor:
     """A copy with the standard row-major strides. ``torch._int_mm`` on CPU (torch 2.13) reads garbage
     from an operand whose size-1 dimension has another stride, which ``.contiguous()`` keeps."""
     return torch.empty(t.shape, dtype=t.dtype, device=t.device).copy_(t)
 
 
-def _fixed_point_limbs(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float64 logits ``w`` (K, D) as int8 limbs (D, >= 3K) and float64 scales (3, K) such that
-    ``X @ q.T * 2^-s = sum_j (X @ limbs)[:, jK:(j+1)K] * scales[j]`` with ``q = round(w * 2^s)`` per row:
-    balanced base-256 digits, ``q = d0 + 2^8 d1 + 2^16 d2``, and ``2^s`` the largest power of two
-    keeping ``|q| <= _W_MAX`` (24 significant bits, as float32). The scales are powers of two, so
-    every product of an integer sum with its scale is exact."""
-    top = w.abs().amax(dim=1).clamp_min(1e-30)
-    s = torch.floor(torch.log2(_W_MAX / top)).clamp(max=200.0)
-    q = torch.round(w * torch.exp2(s)[:, None]).to(torch.int64)
+def _limbs(q: np.ndarray) -> torch.Tensor:
+    """Integer weights ``q`` (K, D), ``|q| <= W_MAX``, as int8 limbs (D, >= 3K): balanced base-256 digits,
+    ``q = d0 + 2^8 d1 + 2^16 d2``, digit j of component k in column jK + k."""
     digits = []
     for _ in _LIMBS:
-        d = torch.remainder(q + 128, 256) - 128
+        d = (q + 128) % 256 - 128
         digits.append(d)
         q = (q - d) // 256
-    limbs = torch.cat(digits, dim=0).to(torch.int8)
+    limbs = np.concatenate(digits).astype(np.int8)
     pad = -len(limbs) % 16  # int8 GEMM kernels run ~1.4x faster on a multiple of 16 columns (60 -> 64)
-    limbs = _dense(torch.cat([limbs, limbs.new_zeros(pad, limbs.shape[1])]).T)
-    scales = torch.stack([weight * torch.exp2(-s) for weight in _LIMBS])
-    return limbs, scales
+    limbs = np.concatenate([limbs, np.zeros((pad, limbs.shape[1]), dtype=np.int8)])
+    return torch.from_numpy(np.ascontiguousarray(limbs.T))
 
 
 class EMKernel:
-    """Binary data held once on the device in the form the backend multiplies, visited in chunks.
+    """Binary data held once in the form the backend reads, and the EM passes over it.
 
-    ``x`` is a uint8 (N, D) array of 0/1. Per chunk of B rows the work is two
-    matrix products and a few in-place passes over the (B, K) block; the
-    sufficient statistics accumulate in float64 (float32 backend) or exactly
-    in int64 (int8 backend). Never N x K x D.
+    ``x`` is a uint8 (N, D) array of 0/1. The int8 backend on the CPU runs the
+    native kernel when it is available (``native=None``; ``True`` requires it,
+    ``False`` forbids it) and K <= 64, else the torch int8 products; both give
+    the same integer sums. The torch kernels visit chunks of ``chunk_rows``
+    rows: two matrix products and a few in-place passes over the (B, K) block
+    each; the sufficient statistics accumulate in float64 (float32 backend) or
+    exactly in int64 (int8). Never N x K x D.
     """
 
-    def __init__(self, x: np.ndarray, device: torch.device, backend: str, chunk_rows: int | None = None):
+    def __init__(self, x: np.ndarray, device: torch.device, backend: str, chunk_rows: int | None = None, *,
+                 native: bool | None = None):
         self.device, self.backend = device, backend
         self.n, self.d = x.shape
-        if backend == "int8":
-            # int8, with a column of ones appended: the M-step product then also yields N_k (exactly)
-            aug = np.ones((self.n, self.d + 1), dtype=np.int8)
-            aug[:, :self.d] = x
-            self.x = torch.from_numpy(aug).to(device)
-            # sum_n x_nd (and N for the ones column), for the byte offset of the responsibilities
-            colsum = np.append(x.sum(axis=0, dtype=np.int64), self.n)
-            self.colsum = torch.from_numpy(colsum).to(device)
-        else:
-            if not x.flags.writeable:  # torch warns on read-only buffers
-                x = x.copy()
-            self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32)
+        self.native: NativeEM | None = None
+        if backend == "int8" and device.type == "cpu" and native is not False:
+            lib = em_native.load()
+            if lib is None and native:
+                raise RuntimeError(f"the native EM kernel is unavailable: {em_native.status()}")
+            if lib is not None and (self.d <= 16384 or native):
+                self.native = NativeEM(lib, x)
+        self._source = x if self.native is not None else None  # for the torch data, built if ever needed
+        self._x = None if self.native is not None else self._device_data(x)
         if chunk_rows is None:
             # CPU: a chunk and its (B, K) block stay in cache between the two products; GPU: one launch.
             chunk_rows = (1 << 16) if device.type != "cpu" else 2048
         self.chunk_rows = max(1, int(chunk_rows))
+
+    def _device_data(self, x: np.ndarray) -> torch.Tensor:
+        if self.backend == "int8":
+            # int8, with a column of ones appended: the M-step product then also yields N_k (exactly)
+            aug = np.ones((self.n, self.d + 1), dtype=np.int8)
+            aug[:, :self.d] = x
+            # sum_n x_nd (and N for the ones column), for the byte offset of the responsibilities
+            self.colsum = torch.from_numpy(np.append(x.sum(axis=0, dtype=np.int64), self.n)).to(self.device)
+            return torch.from_numpy(aug).to(self.device)
+        if not x.flags.writeable:  # torch warns on read-only buffers
+            x = x.copy()
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device=self.device, dtype=torch.float32)
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The data as the torch kernels read it (int8 with a ones column, or float32)."""
+        if self._x is None:
+            self._x = self._device_data(self._source)
+        return self._x
+
+    def _uses_native(self, k: int) -> bool:
+        return self.native is not None and k <= MAX_COMPONENTS
 
     def _chunks(self):
         for start in range(0, self.n, self.chunk_rows):
             yield self.x[start:start + self.chunk_rows]
 
     def _prepare(self, weights: np.ndarray, means: np.ndarray):
+        if self.backend == "int8":
+            q, shift, c = fixed_point_logits(weights, means)
+            q = np.concatenate([q, np.zeros_like(q[:, :1])], axis=1)  # the ones column carries no weight
+            as_tensor = functools.partial(torch.as_tensor, dtype=torch.float64, device=self.device)
+            return _limbs(q).to(self.device), as_tensor(shift), as_tensor(c)
         p = torch.as_tensor(means, dtype=torch.float64, device=self.device)
         w, c = log_params(p)
         c = c + torch.log(torch.as_tensor(weights, dtype=torch.float64, device=self.device))
-        if self.backend == "int8":
-            w = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)  # the ones column carries no weight
-            return (*_fixed_point_limbs(w), c)
         return w.to(torch.float32).T.contiguous(), None, c
 
     def _joint(self, xb: torch.Tensor, prepared) -> torch.Tensor:
         """(B, K) float64 log pi_k + log P(x_n | p_k) for one chunk (a fresh tensor)."""
-        wt, scales, c = prepared
+        wt, shift, c = prepared
         if self.backend == "int8":
             k = c.shape[0]
             a = torch._int_mm(xb, wt)[:, :3 * k].to(torch.float64).view(-1, 3, k)
-            return (torch.addcmul(c, a[:, 0], scales[0]).addcmul_(a[:, 1], scales[1])
-                    .addcmul_(a[:, 2], scales[2]))
+            # x.q = d0 + 2^8 d1 + 2^16 d2, exact in float64 (< 2^34); times the power of two 2^-s exactly,
+            # so c + x.q 2^-s is rounded once, as the native kernel does
+            q = a[:, 2].mul(_LIMBS[2]).add_(a[:, 1], alpha=_LIMBS[1]).add_(a[:, 0])
+            return torch.addcmul(c, q, shift)
         return torch.mm(xb, wt).to(torch.float64).add_(c)
 
     def _accumulators(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +195,7 @@ class EMKernel:
         every sum an exact integer (N_k from the ones column)."""
         if self.backend == "int8":
             b, k = resp.shape
-            qi = resp.mul_(_R_SCALE).round_().to(torch.int32).bitwise_xor_(0x808080)
+            qi = resp.mul_(R_SCALE).round_().to(torch.int32).bitwise_xor_(0x808080)
             # bytes 0-2 of every q as a dense (3K, B) matrix: ~20% cheaper than multiplying all four
             digits = _dense(qi.view(torch.int8).view(b, k, 4)[:, :, :3].permute(2, 1, 0)).view(3 * k, b)
             sums += torch._int_mm(digits, xb)  # (3K, D + 1)
@@ -173,13 +207,16 @@ class EMKernel:
         if self.backend == "int8":
             by_byte = sums.view(3, -1, self.d + 1)  # rows j * K + k: byte j of component k
             exact = by_byte[0] + by_byte[1] * _LIMBS[1] + by_byte[2] * _LIMBS[2] + _R_OFFSET * self.colsum
-            exact = exact.cpu().numpy().astype(np.float64) / _R_SCALE
+            exact = exact.cpu().numpy().astype(np.float64) / R_SCALE
             return exact[:, self.d], exact[:, :self.d]
         return nk.cpu().numpy(), sums.cpu().numpy()
 
     @torch.inference_mode()
     def statistics(self, weights: np.ndarray, means: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """One fused E+M pass: (sum_n log P(x_n), N_k, S = eta^T X) at the given parameters."""
+        if self._uses_native(len(weights)):
+            total, nk, sums = self.native.statistics(weights, means)
+            return total, nk / R_SCALE, sums / R_SCALE
         prepared = self._prepare(weights, means)
         nk, sums = self._accumulators(len(weights))
         total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -198,6 +235,11 @@ class EMKernel:
     @torch.inference_mode()
     def resp_sums(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N_k, eta^T X) for given responsibilities (the M-step of an initialisation)."""
+        if self._uses_native(resp.shape[1]):
+            # the same fixed point as the fused pass: round(float32(eta) * float32(2^24 - 1)), half to even
+            fixed = np.rint(np.asarray(resp, dtype=np.float32) * np.float32(R_SCALE)).astype(np.int64)
+            nk, sums = self.native.resp_sums_fixed(fixed)
+            return nk / R_SCALE, sums / R_SCALE
         r = torch.as_tensor(resp, dtype=torch.float32, device=self.device)
         nk, sums = self._accumulators(r.shape[1])
         for start, xb in zip(range(0, self.n, self.chunk_rows), self._chunks()):
@@ -207,12 +249,17 @@ class EMKernel:
     @torch.inference_mode()
     def joint(self, weights: np.ndarray, means: np.ndarray) -> np.ndarray:
         """The full (N, K) float64 log joint (for predict / score)."""
+        if self.native is not None:
+            q, shift, c = fixed_point_logits(weights, means)
+            return self.native.logits(q) * shift + c  # exact products, one rounding: as the kernels
         prepared = self._prepare(weights, means)
         return torch.cat([self._joint(xb, prepared) for xb in self._chunks()]).cpu().numpy()
 
     @torch.inference_mode()
     def dot(self, rows: np.ndarray) -> np.ndarray:
         """X @ rows.T for 0/1 ``rows`` (M, D): exact counts of shared ones, float64 (N, M)."""
+        if self.native is not None:
+            return self.native.logits(np.asarray(rows, dtype=np.int64)).astype(np.float64)
         r = torch.as_tensor(np.ascontiguousarray(rows), device=self.device)
         if self.backend == "int8":
             rt = _dense(torch.cat([r, torch.zeros_like(r[:, :1])], dim=1).to(torch.int8).T)

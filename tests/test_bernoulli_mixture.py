@@ -6,6 +6,9 @@ and its compatibility shim, and bad input."""
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from genverify.models import BernoulliMixture
-from genverify.models import bernoulli_mixture
+from genverify.models import BernoulliMixture, bernoulli_mixture, em_native
 from genverify.models.bernoulli_mixture import e_step
 from genverify.models.em_kernels import EMKernel
 from genverify.numerics import em as ref
@@ -27,6 +29,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 BACKENDS = ["int8", "float32"]
 CPU = torch.device("cpu")
+needs_native = pytest.mark.skipif(em_native.load() is None,
+                                  reason=f"the native EM kernel is unavailable here ({em_native.status()})")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -338,6 +342,193 @@ def test_cuda_fit_matches_cpu_fit():
     gpu = BernoulliMixture(4, random_state=0, device="cuda").fit(x)
     np.testing.assert_allclose(gpu.means_, cpu.means_, atol=1e-4)
     assert gpu.score(x) == pytest.approx(cpu.score(x), abs=1e-4)
+
+
+# ------------------------------------------------------------------ the native int8 kernel and its fallback
+
+
+def _torch_int8(x):
+    return EMKernel(x, CPU, "int8", native=False)
+
+
+@needs_native
+@given(problems)
+def test_native_and_torch_int8_kernels_compute_the_same_integers(prob):
+    """The same fixed point, so bit-identical logits and (for given responsibilities) identical exact sums;
+    the fused pass differs only by its float32 exp (a unit of 2^-24 in a responsibility now and then)."""
+    seed, n, d, k = prob
+    rng, x, weights, means = _problem(seed, n, d, k)
+    native, fallback = EMKernel(x, CPU, "int8", native=True), _torch_int8(x)
+    assert native.native is not None and fallback.native is None
+    np.testing.assert_array_equal(native.joint(weights, means), fallback.joint(weights, means))
+    resp = rng.dirichlet(np.full(k, 0.3), size=n)
+    for got, want in zip(native.resp_sums(resp), fallback.resp_sums(resp)):
+        np.testing.assert_array_equal(got, want)
+    rows = x[rng.integers(0, n, 3)]
+    np.testing.assert_array_equal(native.dot(rows), fallback.dot(rows))
+    got, want = native.statistics(weights, means), fallback.statistics(weights, means)
+    assert got[0] == pytest.approx(want[0], rel=1e-12, abs=k * 2.0**-22 * n)  # log(norm): a few float32 ulps
+    np.testing.assert_allclose(got[1], want[1], atol=4 * n / em_native.R_SCALE, rtol=0)
+    np.testing.assert_allclose(got[2], want[2], atol=4 * n / em_native.R_SCALE, rtol=0)
+
+
+@needs_native
+@pytest.mark.parametrize("k", [1, 3, 16, 17, 40, 64])
+def test_native_sums_are_exact_on_every_path(k):
+    """N_k and r^T X as exact integers for fixed-point responsibilities whose rows have one, two, four or
+    many nonzero entries (the scalar and the vector bucket paths), over enough rows that the int32
+    buckets are flushed into int64 many times (2^24 per row: every 128 rows)."""
+    rng = np.random.default_rng(k)
+    n, d = 3000, 37
+    x = (rng.random((n, d)) < rng.uniform(0.05, 0.95, d)).astype(np.uint8)
+    r = rng.integers(0, em_native.R_SCALE + 1, (n, k))
+    nonzero = rng.choice([1, 2, 4, k], size=n, p=[0.4, 0.2, 0.2, 0.2])
+    keep = rng.random((n, k)).argsort(axis=1) < nonzero[:, None]
+    r = np.where(keep, r, 0)
+    r[: n // 2, 0] = np.where(nonzero[: n // 2] == 1, em_native.R_SCALE, r[: n // 2, 0])  # long one-hot runs
+    nk, sums = em_native.NativeEM(em_native.load(), x).resp_sums_fixed(r)
+    np.testing.assert_array_equal(nk, r.sum(axis=0))
+    np.testing.assert_array_equal(sums, r.T @ x.astype(np.int64))
+
+
+@needs_native
+def test_native_results_do_not_depend_on_the_number_of_threads(monkeypatch):
+    monkeypatch.setattr(em_native, "_ROWS_PER_THREAD", 7)  # split even this small problem across threads
+    _, x, weights, means = _problem(11, 500, 45, 20)
+    means = np.clip(means, 0.3, 0.7)  # soft responsibilities: both bucket paths
+    runs = [em_native.NativeEM(em_native.load(), x, threads=t).statistics(weights, means) for t in (1, 2, 5)]
+    for total, nk, sums in runs[1:]:
+        assert total == pytest.approx(runs[0][0], rel=1e-13)
+        np.testing.assert_array_equal(nk, runs[0][1])
+        np.testing.assert_array_equal(sums, runs[0][2])
+
+
+def _statistics_in_a_child(args):
+    x, weights, means = args
+    return em_native.NativeEM(em_native.load(), x, threads=2).statistics(weights, means)[0]
+
+
+@needs_native
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_a_forked_child_gets_its_own_kernel_threads(monkeypatch):
+    """The report runs experiments in a process pool: a child forked after the parent used the kernel's
+    thread pool must not wait on the parent's threads (which it does not have)."""
+    import multiprocessing
+
+    monkeypatch.setattr(em_native, "_ROWS_PER_THREAD", 7)
+    _, x, weights, means = _problem(5, 300, 30, 3)
+    want = em_native.NativeEM(em_native.load(), x, threads=2).statistics(weights, means)[0]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.map_async(_statistics_in_a_child, [(x, weights, means)]).get(timeout=60)
+    assert got == [pytest.approx(want, rel=1e-13)]
+
+
+@needs_native
+def test_estimator_fits_alike_with_either_int8_implementation(monkeypatch):
+    """The same EM path: the two differ only by their float32 exp (see the test above)."""
+    x = _planted(6, 400, 20, 3)[0]
+    native = BernoulliMixture(3, backend="int8", random_state=0, init_params="k-means++").fit(x)
+    monkeypatch.setattr(em_native, "load", lambda: None)
+    fallback = BernoulliMixture(3, backend="int8", random_state=0, init_params="k-means++").fit(x)
+    assert native.n_iter_ == fallback.n_iter_
+    np.testing.assert_allclose(native.means_, fallback.means_, atol=1e-6)
+    np.testing.assert_allclose(native.lower_bounds_, fallback.lower_bounds_, rtol=1e-7)
+
+
+@needs_native
+def test_more_than_64_components_take_the_torch_int8_kernel(monkeypatch):
+    x = _planted(9, 300, 10, 3)[0]
+    kernel = EMKernel(x, CPU, "int8")
+    weights, means = np.full(70, 1 / 70), np.random.default_rng(0).uniform(0.1, 0.9, (70, 10))
+    assert kernel.native is not None and not kernel._uses_native(70)
+    np.testing.assert_array_equal(kernel.joint(weights, means), _torch_int8(x).joint(weights, means))
+    total, nk, sums = kernel.statistics(weights, means)  # the torch products, on data built when first needed
+    want = _torch_int8(x).statistics(weights, means)
+    assert total == want[0] and np.array_equal(nk, want[1]) and np.array_equal(sums, want[2])
+
+
+def _reload_native(monkeypatch, tmp_path, **env):
+    """em_native.load() under the given environment (a fresh cache folder), then the real one again."""
+    try:
+        with monkeypatch.context() as patch:
+            patch.setenv("GENVERIFY_NATIVE_CACHE", str(tmp_path))
+            for name, value in env.items():
+                patch.setenv(name, value)
+            em_native.load.cache_clear()
+            return em_native.load(), em_native.status()
+    finally:
+        em_native.load.cache_clear()
+        em_native.load()
+
+
+def test_without_a_c_compiler_the_torch_kernel_runs(monkeypatch, tmp_path):
+    lib, why = _reload_native(monkeypatch, tmp_path, CC=str(tmp_path / "no-such-cc"))
+    assert lib is None and "no C compiler" in why
+    monkeypatch.setattr(em_native, "load", lambda: None)
+    x = _planted(1, 200, 12, 2)[0]
+    kernel = EMKernel(x, CPU, "int8")
+    assert kernel.native is None
+    bm = BernoulliMixture(2, backend="int8", random_state=0).fit(x)
+    assert bm.converged_ and np.isfinite(bm.lower_bound_)
+    with pytest.raises(RuntimeError, match="native EM kernel is unavailable"):
+        EMKernel(x, CPU, "int8", native=True)
+
+
+def test_a_failing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
+    failing = tmp_path / "cc"
+    failing.write_text("#!/bin/sh\necho 'cc: error: nothing compiles here' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    with pytest.warns(RuntimeWarning, match="native EM kernel is unavailable"):
+        lib, why = _reload_native(monkeypatch, tmp_path / "cache", CC=str(failing))
+    assert lib is None and "build failed" in why and "nothing compiles here" in why
+    assert not list((tmp_path / "cache").glob("*.so"))  # no half-written library left behind
+
+
+@needs_native
+def test_a_compiler_without_march_native_builds_the_portable_kernel(monkeypatch, tmp_path):
+    picky = tmp_path / "cc"
+    picky.write_text(f"#!/bin/sh\ncase \"$*\" in *-march=native*) echo 'unknown option' >&2; exit 1;; esac\n"
+                     f"exec {shutil.which('cc') or shutil.which('gcc')} \"$@\"\n")
+    picky.chmod(0o755)
+    lib, why = _reload_native(monkeypatch, tmp_path / "cache", CC=str(picky))
+    assert lib is not None and why.startswith("loaded ")  # checked against NumPy integers when loaded
+    x = _planted(2, 300, 30, 3)[0]
+    assert np.array_equal(em_native.NativeEM(lib, x).logits(np.arange(90).reshape(3, 30) - 40),
+                          x.astype(np.int64) @ (np.arange(90).reshape(3, 30) - 40).T)
+
+
+def test_genverify_native_0_disables_the_native_kernel(monkeypatch, tmp_path):
+    lib, why = _reload_native(monkeypatch, tmp_path, GENVERIFY_NATIVE="0")
+    assert lib is None and "disabled" in why
+
+
+def test_an_unwritable_cache_folder_falls_back_to_a_private_temporary_one(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.delenv("GENVERIFY_NATIVE_CACHE", raising=False)
+    monkeypatch.setenv("GENVERIFY_DATA", str(blocker))  # ~/.cache/genverify stand-in that cannot hold a folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = em_native._cache_dir()
+    assert folder.parent == tmp_path and folder.is_dir() and folder.stat().st_mode & 0o077 == 0
+
+
+@needs_native
+def test_the_compiled_kernel_is_cached_and_reused():
+    path = Path(em_native.status().removeprefix("loaded "))
+    assert path.is_file() and path.parent == em_native._cache_dir()
+    stamp = path.stat().st_mtime_ns
+    em_native.load.cache_clear()
+    assert em_native.load() is not None and em_native.status() == f"loaded {path}"
+    assert path.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_runs_the_float32_kernel_and_refuses_int8():
+    x = _planted(8, 500, 30, 3)[0]
+    bm = BernoulliMixture(3, device="cuda", random_state=0).fit(x)
+    assert bm._resolve_backend(torch.device("cuda")) == "float32" and bm.converged_
+    with pytest.raises(ValueError, match="backend='int8' needs the CPU"):
+        BernoulliMixture(3, device="cuda", backend="int8").fit(x)
 
 
 # ------------------------------------------------------------------ bad input

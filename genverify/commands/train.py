@@ -51,6 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="VAE only: the reference conv VAE or the small MLP VAE (default: the preset's)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="auto: bfloat16 autocast where the hardware has it natively (default)")
+    p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), dest="cuda_graphs",
+                   help="CUDA only: capture the whole training step as a CUDA graph and replay it "
+                        "(auto: on for CUDA; a failed capture falls back to eager steps with a warning)")
+    p.add_argument("--compile", choices=("on", "off"),
+                   help="torch.compile the loss (default off: compiling takes tens of seconds)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order (default 0)")
     p.add_argument("--temperature", type=float, default=1.0, help="NICE sample temperature (default 1)")
     p.add_argument("--k", type=int, default=64, help="VAE importance samples for the held-out estimate (default 64)")
@@ -69,7 +74,7 @@ def config_from_args(args: argparse.Namespace):
     return preset(args.preset, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   data_dir=args.data_dir, source=default_source(args.source, args.data_dir),
                   nice_input=args.nice_input, vae_arch=args.vae_arch, precision=args.precision, seed=args.seed,
-                  device=args.device)
+                  device=args.device, cuda_graphs=args.cuda_graphs, compile=args.compile)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
-"""How long `genverify report` takes, cold and warm (issue 7).
+"""How long `genverify report` takes, cold and warm (issues 7 and 13).
 
-Targets from the issue, for the ``quick`` preset on the 2-core CPU:
+Targets, for the ``quick`` preset on the 2-core CPU, in every format the machine can
+build (the PDF where TeX is installed, and the HTML page):
 
-* cold (empty cache: every derivation, check and experiment computed): at most 5 minutes;
-* warm (everything reused from the cache; only typesetting and LaTeX): at most 30 seconds.
+* cold (empty cache: every derivation, check and experiment computed): at most 4 minutes
+  (issue 13 asks that of ``make report`` from a fresh clone, install included);
+* warm (everything reused from the cache; only typesetting, the HTML page and LaTeX): at most
+  10 seconds.
 
 Runs the command exactly as a user does (``genverify report --preset quick --out DIR``, a
 fresh process each time) into a temporary directory, so the user's own cache and report
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"cold": 300.0, "warm": 30.0}
+TARGETS = {"cold": 240.0, "warm": 10.0}
 
 
 def genverify_command() -> list[str]:
@@ -40,7 +43,7 @@ def build(out: Path, preset: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    if proc.returncode not in (0, 1) or not (out / "report.tex").is_file():
+    if proc.returncode not in (0, 1) or not (out / "report.html").is_file():
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
     return seconds, json.loads((out / "report.json").read_text())
@@ -63,7 +66,7 @@ def main() -> int:
         root.mkdir(parents=True, exist_ok=True)
     try:
         print(f"genverify report --preset {args.preset}: {os.cpu_count()} CPU cores, "
-              f"latexmk {'found' if shutil.which('latexmk') else 'absent (only .tex)'}", flush=True)
+              f"latexmk {'found (PDF and HTML)' if shutil.which('latexmk') else 'absent (HTML only)'}", flush=True)
         cold, data = build(out, args.preset)
         print(f"experiments: {', '.join(data['experiments']) or '(none)'}; results: {len(data['results'])}; "
               f"checks passed {data['checks_passed']}/{data['checks_total']}", flush=True)
@@ -86,7 +89,9 @@ def main() -> int:
         for p in sorted(data["parts"], key=lambda p: -p["seconds"])[:8]:
             print(f"  {p['seconds']:7.1f}  {p['name']}")
         latex = next((p["seconds"] for p in warm_data["parts"] if p["name"].startswith("LaTeX")), 0.0)
-        print(f"\nLaTeX in the last warm build: {latex:.1f} s")
+        html = next((p["seconds"] for p in warm_data["parts"] if p["name"].startswith("HTML")), 0.0)
+        print(f"\nin the last warm build: LaTeX {latex:.1f} s, the HTML page {html:.1f} s (LaTeX runs in its own "
+              f"process meanwhile); formats {', '.join(warm_data.get('formats', []))}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

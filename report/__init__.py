@@ -14,6 +14,8 @@
 * :mod:`~genverify.report.render_latex`: the views escaped for LaTeX and laid out by
   ``templates/report.tex.j2``; :mod:`~genverify.report.latex`: LaTeX escaping, SymPy typesetting
   and every LaTeX table; :mod:`~genverify.report.compile`: latexmk and its log;
+* :mod:`~genverify.report.render_html`: the same views as one self-contained HTML page
+  (``templates/report.html.j2``), its maths converted to MathML by :mod:`~genverify.report.mathml`;
 * :mod:`~genverify.report.environment`: commit, CPU, library and TeX versions;
   :mod:`~genverify.report.progress`: progress on stderr;
   :mod:`~genverify.report.questions`: the homework's questions, one line each (cheap to import).

@@ -13,21 +13,27 @@
    * the errata audit of the write-up (:mod:`genverify.report.errata_part`);
 
 2. grouped by homework question into the report's view (:mod:`genverify.report.views`) and
-   rendered as LaTeX (:mod:`genverify.report.render_latex`, ``templates/report.tex.j2``);
-3. ``latexmk -pdf`` in a temporary directory (:mod:`genverify.report.compile`); only a build
-   that succeeded replaces the output directory, so a failure never leaves a half-written
-   report nor destroys the last good one. A directory is replaced only if a build wrote it
-   (its :data:`MARKER` file); a failed build is kept in ``<cache>/failed-build`` to look at.
+   rendered in each output format from that one view: ``report.tex`` (always; the PDF's
+   source, :mod:`genverify.report.render_latex`), ``report.html`` (one self-contained page,
+   MathML and inline figures, :mod:`genverify.report.render_html`) and ``report.pdf``
+   (``latexmk -pdf``, :mod:`genverify.report.compile`). The formats default to every one
+   this machine can build: HTML always, the PDF where TeX is installed;
+3. all of it in a temporary directory: only a build that succeeded in every format replaces
+   the output directory, so a failure never leaves a half-written report nor destroys the
+   last good one. A directory is replaced only if a build wrote it (its :data:`MARKER`
+   file); a failed build is kept in ``<cache>/failed-build`` to look at.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,20 +41,23 @@ from typing import Callable, Sequence
 from genverify import presets, registry
 from genverify.core import ParameterError
 from genverify.io import atomic_write_text
-from genverify.report import ReportError, environment, errata_part, experiment_part, result_part, views
+from genverify.report import ReportError, environment, errata_part, experiment_part, render_html, result_part, views
 from genverify.report import cache as rcache
 from genverify.report.cache import Part
-from genverify.report.compile import TEX_INSTALL_HINT, compile_pdf, find_latexmk, tidy
+from genverify.report.compile import TEX_INSTALL, TEX_INSTALL_HINT, compile_pdf, find_latexmk, missing_tex, tidy
 from genverify.report.progress import Progress
-from genverify.report.render_latex import render
+from genverify.report.render_latex import render as render_tex
 
-__all__ = ["build_report", "BuildSummary", "ReportError", "TEX_INSTALL_HINT", "MARKER", "DEFAULT_OUT"]
+__all__ = ["build_report", "BuildSummary", "ReportError", "TEX_INSTALL_HINT", "MARKER", "DEFAULT_OUT", "FORMATS",
+           "resolve_formats"]
 
 DEFAULT_OUT = Path("report") / "build"
 #: Written into every report directory: only such a directory is ever replaced.
 MARKER = ".genverify-report"
 #: A scratch entry older than this was left by a build that was killed (a running build is younger).
 _STALE_SECONDS = 6 * 3600
+#: The output formats, in the order they are listed; ``report.tex`` (the PDF's source) is always written.
+FORMATS = ("pdf", "html")
 
 
 @dataclass
@@ -61,8 +70,44 @@ class BuildSummary:
     experiments_failed: list[str]
     parts: list[Part]
     seconds: float
-    tex_only: bool = False
+    tex_only: bool = False  # no PDF was built (TeX absent, or not asked for)
     errata_failed: bool = False
+    html: Path | None = None
+    formats: tuple[str, ...] = ()
+    tex_missing: tuple[str, ...] = ()  # why there is no PDF by default: what of TeX is not installed
+
+    @property
+    def written(self) -> list[Path]:
+        """The report's files, the ones to open first first: the PDF, the HTML page, the LaTeX source."""
+        return [p for p in (self.pdf, self.html, self.tex) if p is not None]
+
+
+def resolve_formats(formats: str | Sequence[str] | None, latexmk: str | None,
+                    pdf_allowed: bool = True, tex_missing: Sequence[str] = ()) -> tuple[str, ...]:
+    """The formats to build, in :data:`FORMATS` order.
+
+    ``formats`` is a sequence or a comma-separated string of :data:`FORMATS`; ``None``: every
+    format this machine can build (HTML, and the PDF when ``latexmk`` was found). Asking for
+    the PDF without TeX raises :class:`ReportError` (saying how to install it);
+    ``pdf_allowed=False`` (the caller turned LaTeX off) makes asking for it a
+    :class:`~genverify.core.ParameterError`; ``tex_missing`` says what is missing.
+    """
+    missing = f" (missing: {', '.join(tex_missing)})" if tex_missing else ""
+    if formats is None:
+        return tuple(f for f in FORMATS if f != "pdf" or latexmk)
+    names = [f.strip().lower() for f in re.split(r"[,\s]+", formats)] if isinstance(formats, str) \
+        else [str(f).strip().lower() for f in formats]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ParameterError("formats", f"{{param}} must list one or more of {', '.join(FORMATS)} "
+                                        f"(comma-separated), got {formats!r}")
+    if "pdf" in names and not pdf_allowed:
+        raise ParameterError("formats", "{param} includes pdf, which {latexmk} turns off", "latexmk")
+    if "pdf" in names and not latexmk:
+        raise ReportError(f"the PDF needs TeX, which is not installed{missing}: {TEX_INSTALL}, or leave pdf "
+                          "out of {formats}.", "formats")
+    return tuple(f for f in FORMATS if f in names)
 
 
 def _check_out_dir(out: Path) -> None:
@@ -102,6 +147,15 @@ def _swap_into_place(build_dir: Path, out: Path, scratch: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _readable(build_dir: Path) -> None:
+    """Give the report the permissions of a file the user created (the temporary files are private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    build_dir.chmod(0o777 & ~umask)
+    for path in build_dir.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _keep_failed(build_dir: Path, cache_dir: Path) -> str:
     """Move a failed build to ``<cache>/failed-build``; the sentence saying so (or "")."""
     if not build_dir.exists():
@@ -121,6 +175,7 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
                  device: str = "cpu", *, results: Sequence | None = None, experiments: Sequence | None = None,
                  errata: bool = True, claims: str | os.PathLike | None = None,
                  template_dir: str | os.PathLike | None = None, latexmk: str | None | bool = True,
+                 formats: str | Sequence[str] | None = None,
                  keep_going: bool = False, cache_dir: str | os.PathLike | None = None,
                  show_progress: bool = True, log: Callable[[str], None] | None = None) -> BuildSummary:
     """Build the report into ``out`` (see the module docstring). Raises :class:`ReportError` on failure,
@@ -128,8 +183,9 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
 
     ``results``/``experiments`` default to the whole registry; ``errata`` audits the write-up
     ``claims`` (default: the packaged one); ``latexmk=True`` finds latexmk on PATH, ``False``
-    writes only the ``.tex``; ``keep_going`` builds the report even when an experiment or the
-    audit failed (the failure is shown in it).
+    compiles no PDF; ``formats`` (``"pdf,html"``, see :func:`resolve_formats`) defaults to every
+    format the machine can build; ``keep_going`` builds the report even when an experiment or
+    the audit failed (the failure is shown in every format).
     """
     t_start = time.perf_counter()
     presets.check_name(preset)
@@ -147,7 +203,12 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
     scratch = _scratch(cache_dir)
     progress = Progress(show_progress)
     say = log or progress.line
-    latexmk = find_latexmk(latexmk)
+    pdf_allowed = latexmk is not False and latexmk is not None
+    tex_missing = tuple(missing_tex()) if latexmk is True else ()
+    latexmk = None if tex_missing else find_latexmk(latexmk)
+    formats = resolve_formats(formats, latexmk, pdf_allowed, tex_missing)
+    if "pdf" not in formats:
+        latexmk = None
 
     results = list(registry.all_results() if results is None else results)
     experiments = list(registry.all_experiments() if experiments is None else experiments)
@@ -177,30 +238,24 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
     build_dir = Path(tempfile.mkdtemp(dir=scratch, prefix="build-"))
     try:
         t0 = time.perf_counter()
-        env_rows = environment.describe(preset, data_dir, seed, device, environment.tex_version(latexmk))
+        tex_row = environment.tex_version(latexmk) if latexmk else \
+            f"not installed (missing: {', '.join(tex_missing)})" if tex_missing else "not used (no PDF asked for)"
+        env_rows = environment.describe(preset, data_dir, seed, device, tex_row)
         view = views.assemble(results, res_data, runs, audit, preset=preset, data_dir=data_dir, seed=seed,
                               parts=parts, environment=env_rows)
-        text, figures = render(view, template_dir)
-        for rel, src in figures.items():
-            (build_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, build_dir / rel)
-        atomic_write_text(build_dir / "report.tex", text)
-        parts.append(Part("typesetting report.tex", time.perf_counter() - t0, time.perf_counter() - t0, False))
-        pdf = None
-        if latexmk:
-            t0 = time.perf_counter()
-            say("compiling report.tex with latexmk ...")
-            compile_pdf(build_dir, latexmk)
-            tidy(build_dir)
-            parts.append(Part("LaTeX (latexmk)", time.perf_counter() - t0, time.perf_counter() - t0, False))
-            pdf = out / "report.pdf"
+        parts.append(Part("assembling the report's view", time.perf_counter() - t0, time.perf_counter() - t0, False))
+        parts += _write_formats(view, build_dir, formats, latexmk, template_dir, say)
+        pdf = out / "report.pdf" if "pdf" in formats else None
+        html = out / "report.html" if "html" in formats else None
         rcache.write_json(build_dir / "report.json", {
             "preset": preset, "checks_total": view.checks_total, "checks_passed": view.checks_passed,
             "results": [r.id for r in results], "experiments": [r.exp.id for r in runs],
             "failed_experiments": [r.exp.id for r in failed],
             "errata": {v.value: n for v, n in view.errata_counts.items()} if view.errata else None,
-            "pdf": pdf is not None, "seconds": time.perf_counter() - t_start,
+            "formats": list(formats), "pdf": pdf is not None, "html": html is not None,
+            "seconds": time.perf_counter() - t_start,
             "parts": [dataclasses.asdict(p) for p in parts]})
+        _readable(build_dir)
         _swap_into_place(build_dir, out, scratch)
     except BaseException as exc:
         hint = _keep_failed(build_dir, cache_dir)
@@ -211,5 +266,43 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
     return BuildSummary(out_dir=out, tex=out / "report.tex", pdf=pdf, checks_total=view.checks_total,
                         checks_failed=view.checks_total - view.checks_passed,
                         experiments_failed=[r.exp.id for r in failed], parts=parts,
-                        seconds=time.perf_counter() - t_start, tex_only=latexmk is None,
-                        errata_failed=bool(audit is not None and audit.error))
+                        seconds=time.perf_counter() - t_start, tex_only=pdf is None,
+                        errata_failed=bool(audit is not None and audit.error), html=html, formats=formats,
+                        tex_missing=tex_missing if "pdf" not in formats else ())
+
+
+def _write_formats(view: views.ReportView, build_dir: Path, formats: tuple[str, ...], latexmk: str | None,
+                   template_dir, say: Callable[[str], None]) -> list[Part]:
+    """Write ``report.tex`` (and its figures) and each of ``formats`` into ``build_dir``; what each took.
+
+    Each format is rendered from the same ``view``. latexmk runs in its own process while the
+    HTML page is rendered here, so a build in both formats takes about as long as the PDF alone.
+    """
+    parts = []
+    t0 = time.perf_counter()
+    text, figures = render_tex(view, template_dir)
+    for rel, src in figures.items():
+        (build_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, build_dir / rel)
+    atomic_write_text(build_dir / "report.tex", text)
+    parts.append(Part("typesetting report.tex", time.perf_counter() - t0, time.perf_counter() - t0, False))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        latex = None
+        if "pdf" in formats:
+            say("compiling report.tex with latexmk ...")
+            latex = pool.submit(_timed, compile_pdf, build_dir, latexmk)
+        if "html" in formats:
+            t0 = time.perf_counter()
+            atomic_write_text(build_dir / "report.html", render_html.render(view, template_dir))
+            parts.append(Part("HTML (report.html)", time.perf_counter() - t0, time.perf_counter() - t0, False))
+        if latex is not None:
+            seconds = latex.result()  # raises what compile_pdf raised
+            tidy(build_dir)
+            parts.append(Part("LaTeX (latexmk)", seconds, seconds, False))
+    return parts
+
+
+def _timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0

@@ -16,19 +16,45 @@ from pathlib import Path
 
 from genverify.report import ReportError
 
-__all__ = ["compile_pdf", "find_latexmk", "latex_errors", "overfull_boxes", "tidy", "TEX_INSTALL_HINT",
-           "LATEX_TIMEOUT"]
+__all__ = ["compile_pdf", "find_latexmk", "missing_tex", "latex_errors", "overfull_boxes", "tidy", "TEX_INSTALL_HINT",
+           "TEX_INSTALL", "TEX_PACKAGES", "TEX_STYLES", "LATEX_TIMEOUT"]
 
-TEX_INSTALL_HINT = ("TeX is not installed, so only report.tex was written; for the PDF install TeX "
-                    "(Debian/Ubuntu: sudo apt-get install texlive-latex-base texlive-latex-recommended "
-                    "latexmk lmodern) and run `genverify report` again.")
+#: The Debian packages of the TeX the report uses (scripts/system-deps.sh installs the same).
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk lmodern"
+TEX_INSTALL = (f"install TeX (Debian/Ubuntu: sudo apt-get install {TEX_PACKAGES}; "
+               "`make report` installs them where it can)")
+TEX_INSTALL_HINT = ("TeX is not installed, so the report is HTML only (report.html, beside report.tex, the "
+                    f"PDF's LaTeX source); for the PDF, {TEX_INSTALL} and run `genverify report` again.")
+#: The LaTeX packages templates/report.tex.j2 loads (beyond the kernel's); in TEX_PACKAGES.
+TEX_STYLES = ("amsmath", "amssymb", "array", "booktabs", "caption", "float", "geometry", "graphicx", "hyperref",
+              "lmodern", "longtable", "microtype", "tabularx", "xcolor")
 LATEX_TIMEOUT = 600
 #: What latexmk leaves beside the PDF that a reader does not need (the .log stays: it explains the PDF).
 _AUXILIARY = (".aux", ".fls", ".fdb_latexmk", ".out", ".toc", ".lot", ".lof")
 
 
+def missing_tex() -> list[str]:
+    """What the PDF needs that is not installed: latexmk or pdflatex, else the LaTeX packages (``.sty``) missing.
+
+    A TeX installation that failed half-way (pdflatex without lmodern) counts as missing, so
+    that the report is then built as HTML instead of failing in LaTeX.
+    """
+    missing = [p for p in ("latexmk", "pdflatex") if not shutil.which(p)]
+    kpsewhich = shutil.which("kpsewhich")
+    if missing or not kpsewhich:  # without kpsewhich, latexmk will tell
+        return missing
+    try:
+        found = subprocess.run([kpsewhich, *(f"{s}.sty" for s in TEX_STYLES)], capture_output=True, text=True,
+                               timeout=60, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    have = {Path(line.strip()).stem for line in found.splitlines() if line.strip()}
+    return [f"{s}.sty" for s in TEX_STYLES if s not in have]
+
+
 def find_latexmk(latexmk: str | bool | None) -> str | None:
-    """``True``: latexmk from PATH (None when absent); ``False``/``None``: no compilation; a path: itself."""
+    """``True``: latexmk from PATH (None when absent; :func:`missing_tex` checks the rest of TeX);
+    ``False``/``None``: no compilation; a path: itself."""
     if latexmk is True:
         return shutil.which("latexmk")
     return latexmk or None

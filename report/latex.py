@@ -26,8 +26,8 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["escape", "breakable", "lines", "display", "math", "claim_math", "fmt_value", "math_width", "cell",
-           "column_spec", "booktabs_table"]
+__all__ = ["escape", "unescape", "breakable", "lines", "display", "math", "claim_math", "fmt_value", "math_width",
+           "cell", "column_spec", "booktabs_table"]
 
 _TEXT_SPECIALS = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
@@ -71,16 +71,39 @@ def _escape_char(ch: str) -> str:
     return "?"
 
 
+#: Pairs of characters that T1 fonts join into another character ("--" into an en dash, ",," into „).
+_LIGATURES = frozenset({("-", "-"), ("`", "`"), ("'", "'"), (",", ","), ("!", "`"), ("?", "`")})
+
+
 def escape(text: Any) -> str:
     """``text`` made safe for LaTeX text mode (every special character escaped)."""
     text = str(text)
-    # "--" would print as an en dash (a T1 ligature): keep command-line flags as typed.
-    out = "".join("-{}" if c == "-" and text[i + 1:i + 2] == "-"
-                  # a leading minus ("-ELBO", "-0.5") must not end a line on its own
-                  else r"\mbox{-}" if c == "-" and (i == 0 or text[i - 1].isspace())
-                  else _escape_char(c) for i, c in enumerate(text))
+    out = ""
+    for i, c in enumerate(text):
+        # a leading minus ("-ELBO", "-0.5") must not end a line on its own
+        piece = r"\mbox{-}" if c == "-" and (i == 0 or text[i - 1].isspace()) else _escape_char(c)
+        # "--" would print as an en dash, "''" as a closing quote (T1 ligatures): keep them as typed.
+        out += ("{}" if (out[-1:], piece[:1]) in _LIGATURES else "") + piece
     # Adjacent inline maths from the Unicode map ("$\le$$\infty$") would read as display maths.
     return out.replace("$$", "$\\,$")
+
+
+#: What :func:`escape` (and :func:`breakable`) emit, back to the text: longest first.
+_UNESCAPE = {
+    **{v: k for k, v in _TEXT_SPECIALS.items()},
+    **{v: k for k, v in reversed(list(_UNICODE.items())) if v not in ("-", "`", "'", "~")},
+    "{}": "", r"\mbox{-}": "-", r"\,": "", r"\allowbreak{}": "", "~": "\u00a0",
+}
+_UNESCAPE_RE = re.compile("|".join(re.escape(k) for k in sorted(_UNESCAPE, key=len, reverse=True)))
+
+
+def unescape(escaped: str) -> str:
+    """Text that :func:`escape` wrote, back as plain text (for a renderer other than LaTeX).
+
+    ``unescape(escape(s)) == s`` for ASCII text and the Unicode :func:`escape` maps; anything
+    else is kept as it is.
+    """
+    return _UNESCAPE_RE.sub(lambda m: _UNESCAPE[m.group(0)], str(escaped))
 
 
 def breakable(escaped: str) -> str:

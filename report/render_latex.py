@@ -11,6 +11,7 @@ only lays the document out: it receives nothing unescaped.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,46 @@ FIGURE_SUFFIXES = (".pdf", ".png", ".jpg")
 #: How each verdict looks: the macro the template defines for it, and its colour.
 VERDICT_STYLE = {Verdict.CORRECT: (r"\vcorrect", "okgreen"), Verdict.INCORRECT: (r"\vincorrect", "badred"),
                  Verdict.NOT_CHECKABLE: (r"\vunchecked", "amber")}
+# A verdict added later (undecided: the check ran out of time) gets a macro of its own, in amber.
+VERDICT_STYLE.update({v: (r"\v" + re.sub(r"[^a-z]", "", v.name.lower()), "amber") for v in Verdict
+                      if v not in VERDICT_STYLE})
+#: The colour of a line of a step-by-step audit, by its status (others: amber).
+_STEP_COLOR = {"fails": "badred", "follows": "okgreen", "start": "okgreen", "follows corrected": "okgreen"}
 #: A list of numbers longer than this is set in two halves side by side.
 _NUMBERS_PER_COLUMN = 12
+
+
+def _step(step, first_error: int) -> dict:
+    status = str(getattr(step.status, "value", step.status))
+    claim = str(step.claim)
+    more = [tex.breakable(tex.escape(step.evidence))] if step.evidence else []
+    if step.diagnosis:
+        more.append(r"\emph{Diagnosis:} " + tex.breakable(tex.escape(step.diagnosis)))
+    if step.corrected:
+        more.append(r"As it should be: \texttt{" + tex.breakable(tex.escape(step.corrected)) + "}")
+    if step.versus_result:
+        more.append(r"\textcolor{muted}{" + tex.breakable(tex.escape(step.versus_result)) + "}")
+    return {"n": step.n, "first": step.n == first_error, "label": tex.escape(step.label),
+            "claim_math": tex.claim_math(claim) if claim else None, "claim_text": tex.breakable(tex.escape(claim)),
+            "where_math": None, "where_text": "", "relation": tex.breakable(tex.escape(step.relation)),
+            "status": tex.escape(status), "color": _STEP_COLOR.get(status, "amber"),
+            "evidence": r" \newline ".join(more)}
 
 
 def _errata_row(row: ErrataRow) -> dict:
     claim, where = str(row.claim), str(row.where or "")
     macro, color = VERDICT_STYLE[row.verdict]
+    # diagnosis, steps and first_error: what the claims package says beyond the verdict (absent in older audits)
+    first_error = int(getattr(row, "first_error", 0) or 0)
     return {"question_tex": tex.escape(row.question), "part": tex.escape(row.part or ""),
             # The write-up's LaTeX is typeset when it uses only known-safe commands (tex.claim_math).
             "claim_math": tex.claim_math(claim) if claim not in ("", "(none)") else None,
             "claim_text": tex.breakable(tex.escape(claim)),
             "where_math": tex.claim_math(where) if where else None, "where_text": tex.escape(where),
-            "verdict": macro, "color": color, "evidence": tex.breakable(tex.escape(row.evidence))}
+            "verdict": macro, "color": color, "evidence": tex.breakable(tex.escape(row.evidence)),
+            "diagnosis": tex.breakable(tex.escape(getattr(row, "diagnosis", "") or "")),
+            "steps": [_step(st, first_error) for st in getattr(row, "steps", None) or []],
+            "first_error": first_error}
 
 
 def _check(c: CheckView) -> dict:
@@ -149,8 +177,10 @@ def context(view: ReportView) -> tuple[dict, dict[str, Path]]:
 
 def _environment(template_dir: Path | None) -> jinja2.Environment:
     # Delimiters LaTeX does not use: << value >>, <% statement %>, <# comment #>.
+    # A template directory need not hold every format's template: ours are the fallback.
+    loaders = [jinja2.FileSystemLoader(str(template_dir))] if template_dir else []
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir or TEMPLATE_DIR)),
+        loader=jinja2.ChoiceLoader(loaders + [jinja2.FileSystemLoader(str(TEMPLATE_DIR))]),
         block_start_string="<%", block_end_string="%>",
         variable_start_string="<<", variable_end_string=">>",
         comment_start_string="<#", comment_end_string="#>",

@@ -15,8 +15,8 @@ The view is the same for every renderer, so nothing in it is escaped for a forma
 * verdicts are :class:`~genverify.claims.verdict.Verdict` values, numbers stay numbers,
   figures list every file format the experiment wrote (:class:`FigureView`).
 
-Escaping, layout and the choice of figure format happen at the edge, in the renderer
-(:mod:`genverify.report.render_latex`).
+Escaping, layout and the choice of figure format happen at the edge, in each renderer
+(:mod:`genverify.report.render_latex`, :mod:`genverify.report.render_html`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from genverify.report.experiment_part import ExpRun
 from genverify.report.questions import ERRATA, QUESTIONS, Question, section_key
 
 __all__ = ["Math", "Step", "ParamView", "CheckView", "ResultView", "FigureView", "TableView", "ExperimentView",
-           "ErrataView", "SectionView", "ReportView", "assemble", "counts_phrase", "FIGURE_FORMATS"]
+           "ErrataView", "SectionView", "ReportView", "assemble", "counts_phrase", "plain_value", "FIGURE_FORMATS"]
 
 #: The figure files an experiment may write for a stem, in the order they are looked for.
 FIGURE_FORMATS = (".pdf", ".png", ".jpg", ".svg")
@@ -226,6 +226,27 @@ def _experiment_view(run: ExpRun, preset: str) -> ExperimentView:
         view.tables.append(TableView(name, table.caption or name, list(table.columns), rows))
     view.numbers = list(out.numbers.items())
     return view
+
+
+def plain_value(v: Any) -> str:
+    """A number or small structure as short plain text, as the PDF prints it (6 significant digits)."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        if len(v) <= 8 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return "(" + ", ".join(plain_value(x) for x in v) + ")"
+        return f"[{len(v)} values]"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {plain_value(x)}" for k, x in list(v.items())[:8])
+    return "" if v is None else str(v)
 
 
 def counts_phrase(counts: dict[Verdict, int], wrong: str = "") -> str:

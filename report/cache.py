@@ -18,7 +18,8 @@ errata audit checks claims against whatever results exist), so its key also cove
 every registered result (:func:`registry_digest`).
 
 Module files are found without importing them (only the top package ``genverify``
-itself, whose ``__init__`` is light), so computing a key never imports torch.
+itself, whose ``__init__`` is light), so computing a key never imports torch; the
+import graph and the digests are :mod:`genverify.diskcache`'s.
 
 The files: each part's entry is a JSON file (or a folder, for an experiment) named by
 its key under ``<cache>/<kind>/<part id>/``; older entries are pruned (:func:`prune`).
@@ -26,11 +27,7 @@ its key under ``<cache>/<kind>/<part id>/``; older entries are pruned (:func:`pr
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -39,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from genverify import diskcache
 from genverify.io import atomic_write_text
 from genverify.report.environment import library_versions
 
@@ -49,131 +47,20 @@ __all__ = ["module_closure", "source_digest", "code_digest", "result_key", "expe
 #: A part whose code reaches one of these depends on the whole registry.
 REGISTRY_READERS = frozenset({"genverify.registry"})
 
-_NAMESPACE = "genverify"
-
 
 # ---------------------------------------------------------------- the static import graph
+# One home: genverify.diskcache (the derivation cache and the registry's index key on it too),
+# which also remembers closures on disk, so a warm build parses no module.
 
-
-@functools.lru_cache(maxsize=None)
-def _source(name: str) -> Path | None:
-    """The source file of module ``name`` (a package's ``__init__.py``), or None if there is none.
-
-    A submodule is looked up in its parent package's folder; a child of the top package that
-    is not there (setuptools ``package-dir`` maps ``genverify.report`` to ``report/``) and the
-    top package itself are found by :func:`importlib.util.find_spec`, which imports no more
-    than ``genverify/__init__``.
-    """
-    parent, _, last = name.rpartition(".")
-    if parent:
-        pkg = _source(parent)
-        if pkg is None or pkg.name != "__init__.py":
-            return None  # the parent is a plain module: `last` is a name defined in it
-        for cand in (pkg.parent / last / "__init__.py", pkg.parent / f"{last}.py"):
-            if cand.is_file():
-                return cand
-        if "." in parent:
-            return None
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin)
-
-
-def _nodes(tree: ast.AST, toplevel: bool):
-    """Every node, or (``toplevel``) only those that run at import time: not inside function bodies."""
-    if not toplevel:
-        yield from ast.walk(tree)
-        return
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        todo.extend(c for c in ast.iter_child_nodes(node)
-                    if not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-
-@functools.lru_cache(maxsize=None)
-def _imports_of(name: str, toplevel: bool) -> frozenset[str]:
-    """The ``genverify`` modules that module ``name`` imports (``toplevel``: only when it is imported)."""
-    path = _source(name)
-    if path is None:
-        return frozenset()
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return frozenset()
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in _nodes(tree, toplevel):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            # `from genverify import registry` imports a submodule; `from genverify.core import Param` a name.
-            found.update(f"{mod}.{a.name}" if _source(f"{mod}.{a.name}") else mod for a in node.names)
-    return frozenset(m for m in found if m.split(".")[0] == _NAMESPACE)
-
-
-def _parents(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def module_closure(names: Iterable[str]) -> list[str]:
-    """Every ``genverify`` module reachable from ``names`` through import statements.
-
-    Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, but only their
-    import-time code: a parent package's lazy imports (inside functions) are not followed.
-    """
-    todo = [(n, True) for n in names if n and n.split(".")[0] == _NAMESPACE]
-    whole: set[str] = set()
-    partial: set[str] = set()
-    while todo:
-        name, is_whole = todo.pop()
-        if name in whole or (not is_whole and name in partial):
-            continue
-        (whole if is_whole else partial).add(name)
-        todo.extend((m, True) for m in _imports_of(name, toplevel=not is_whole))
-        todo.extend((p, False) for p in _parents(name))
-    return sorted(n for n in whole | partial if _source(n))
-
-
-def source_digest(modules: Iterable[str]) -> str:
-    """SHA-256 over the names and sources of ``modules``."""
-    h = hashlib.sha256()
-    for name in sorted(set(modules)):
-        path = _source(name)
-        if path is None:
-            continue
-        h.update(name.encode() + b"\0")
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            h.update(b"<unreadable>")
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def code_digest(modules: Iterable[str]) -> str:
-    """SHA-256 of the source of ``modules`` and of every genverify module they can import."""
-    modules = [m for m in modules if m]
-    return source_digest({*module_closure(modules), *modules})
+module_closure = diskcache.module_closure
+source_digest = diskcache.source_digest
+code_digest = diskcache.code_digest
 
 
 # ---------------------------------------------------------------- keys
 
 
-def digest(*parts: Any) -> str:
-    """SHA-256 of JSON-serialisable ``parts``."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+digest = diskcache.digest
 
 
 def _callables_of(result) -> list[Callable]:
@@ -206,7 +93,7 @@ def result_key(result, extra: Iterable[str] = ()) -> str:
         "constraint": str(result.constraint), "notes": result.notes,
         "checks": [(c.name, c.kind) for c in result.checks],
     }
-    return digest("result", data, source_digest(module_closure(modules)), library_versions())
+    return digest("result", data, code_digest(modules), library_versions())
 
 
 def registry_digest(results) -> str:

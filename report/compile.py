@@ -16,7 +16,8 @@ from pathlib import Path
 
 from genverify.report import ReportError
 
-__all__ = ["compile_pdf", "find_latexmk", "missing_tex", "latex_errors", "overfull_boxes", "tidy", "TEX_INSTALL_HINT",
+__all__ = ["compile_pdf", "find_latexmk", "missing_tex", "latex_errors", "overfull_boxes", "tidy", "seed",
+           "TEX_INSTALL_HINT",
            "TEX_INSTALL", "TEX_PACKAGES", "TEX_STYLES", "LATEX_TIMEOUT"]
 
 #: The Debian packages of the TeX the report uses (scripts/system-deps.sh installs the same).
@@ -109,7 +110,33 @@ def compile_pdf(build_dir: Path, latexmk: str, name: str = "report") -> Path:
     return pdf
 
 
-def tidy(build_dir: Path, name: str = "report") -> None:
-    """Remove latexmk's auxiliary files."""
+def tidy(build_dir: Path, name: str = "report", keep: Path | None = None) -> None:
+    """Remove latexmk's auxiliary files (moved to the folder ``keep`` instead, when given: see :func:`seed`)."""
+    if keep is not None:
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True, exist_ok=True)
     for ext in _AUXILIARY:
-        (build_dir / f"{name}{ext}").unlink(missing_ok=True)
+        path = build_dir / f"{name}{ext}"
+        if keep is not None and path.is_file():
+            try:
+                shutil.move(path, keep / path.name)
+                continue
+            except OSError:
+                pass
+        path.unlink(missing_ok=True)
+
+
+def seed(build_dir: Path, kept: Path) -> None:
+    """Start ``build_dir``'s compilation from the auxiliary files :func:`tidy` kept from the last one.
+
+    With the last build's cross-references, table of contents and latexmk's record of them,
+    latexmk runs pdflatex until they settle as always, but starts from where the last build
+    ended: usually one or two runs instead of three. Nothing depends on them but the count of
+    runs (a changed document makes latexmk run again).
+    """
+    try:
+        for path in kept.iterdir():
+            if path.suffix in _AUXILIARY:
+                shutil.copy2(path, build_dir / path.name)
+    except OSError:
+        pass

@@ -20,6 +20,7 @@ import traceback
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from genverify.claims import errata as claims_errata
 from genverify.claims.verdict import Audit
@@ -58,35 +59,74 @@ def key(claims: str | os.PathLike | None, seed: int, registry_digest: str) -> st
                          registry_digest, seed, library_versions())
 
 
+@dataclass
+class ErrataPlan:
+    """Where the audit's cache entry is; ``cached`` when it is there."""
+
+    claims: str | os.PathLike | None
+    seed: int
+    path: Path
+    name: str
+    label: str
+    cached: ErrataRun | None = None
+
+
+def plan(claims: str | os.PathLike | None, seed: int, cache_dir: Path, fresh: bool,
+         registry_digest: str) -> ErrataPlan:
+    """The audit's cache entry, read back when it is there (unless ``fresh``)."""
+    label = str(claims) if claims is not None else "the packaged write-up"
+    p = ErrataPlan(claims, seed, cache_dir / "errata" / f"{key(claims, seed, registry_digest)[:20]}.json",
+                   f"errata audit of {label}", label)
+    t0 = time.perf_counter()
+    data = None if fresh else rcache.read_json(p.path)
+    if data is not None and "audit" in data:
+        seconds = float(data.get("seconds", 0.0))
+        p.cached = ErrataRun(Audit.from_json(data["audit"]), Part(p.name, time.perf_counter() - t0, seconds, True))
+    return p
+
+
+def execute(p: ErrataPlan, note: Callable[[str], None]) -> dict:
+    """Audit (in this process or a build's worker) and cache the audit; plain data back.
+
+    ``note(question)`` is called before each entry. Returns ``audit`` (as JSON, read back from
+    the cache) and ``seconds``, or ``error`` (the traceback's end) and ``summary``.
+    """
+    t0 = time.perf_counter()
+    try:
+        audit = claims_errata.audit_file(p.claims, seed=p.seed, progress=lambda entry: note(entry.question))
+        seconds = time.perf_counter() - t0
+        rcache.write_json(p.path, {"seconds": seconds, "claims": p.label, "audit": audit.to_json()})
+        rcache.prune(p.path.parent, p.path.name, "[0-9a-f]*.json")
+        # Round-trip now, so the report renders exactly what a warm run will read back.
+        return {"audit": rcache.read_json(p.path)["audit"], "seconds": seconds}
+    except Exception as exc:  # noqa: BLE001 - reported with its traceback; the build then stops
+        return {"error": "".join(traceback.format_exception(exc))[-3000:], "summary": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - t0}
+
+
+def finish(p: ErrataPlan, answer: dict, seconds: float) -> tuple[ErrataRun, str]:
+    """The :class:`ErrataRun` from :func:`execute`'s ``answer``, and its progress line."""
+    if "error" in answer:
+        return (ErrataRun(None, Part(p.name, seconds, float(answer["seconds"]), False), answer["error"]),
+                f"errata: FAILED ({answer['summary']})")
+    audit = Audit.from_json(answer["audit"])
+    counts = ", ".join(f"{n} {v}" for v, n in audit.counts().items())
+    return (ErrataRun(audit, Part(p.name, seconds, float(answer["seconds"]), False)),
+            f"errata: {len(audit.rows)} answers audited ({counts}) in {answer['seconds']:.1f} s")
+
+
 def load_or_audit(claims: str | os.PathLike | None, seed: int, cache_dir: Path, fresh: bool,
                   registry_digest: str, progress: Progress) -> ErrataRun:
     """The audit of ``claims`` (default: the packaged write-up), from the cache unless ``fresh``; never
     raises for a failing audit (the :class:`ErrataRun` holds its traceback)."""
-    label = str(claims) if claims is not None else "the packaged write-up"
-    name = f"errata audit of {label}"
-    folder = cache_dir / "errata"
-    path = folder / f"{key(claims, seed, registry_digest)[:20]}.json"
     t0 = time.perf_counter()
-    data = None if fresh else rcache.read_json(path)
-    if data is not None and "audit" in data:
-        seconds = float(data.get("seconds", 0.0))
-        progress.line(f"errata: cached ({seconds:.1f} s when computed)")
-        return ErrataRun(Audit.from_json(data["audit"]), Part(name, time.perf_counter() - t0, seconds, True))
-    progress.line(f"errata: auditing {label} ...")
-    try:
-        with progress.bar("errata", None) as bar:
-            audit = claims_errata.audit_file(claims, seed=seed,
-                                             progress=lambda entry: bar.update(description=entry.question, advance=1))
-        seconds = time.perf_counter() - t0
-        rcache.write_json(path, {"seconds": seconds, "claims": label, "audit": audit.to_json()})
-        rcache.prune(folder, path.name, "[0-9a-f]*.json")
-        # Round-trip now, so the report renders exactly what a warm run will read back.
-        audit = Audit.from_json(rcache.read_json(path)["audit"])
-    except Exception as exc:  # noqa: BLE001 - reported with its traceback; the build then stops
-        err = "".join(traceback.format_exception(exc))[-3000:]
-        progress.line(f"errata: FAILED ({type(exc).__name__}: {exc})")
-        seconds = time.perf_counter() - t0
-        return ErrataRun(None, Part(name, seconds, seconds, False), err)
-    counts = ", ".join(f"{n} {v}" for v, n in audit.counts().items())
-    progress.line(f"errata: {len(audit.rows)} answers audited ({counts}) in {seconds:.1f} s")
-    return ErrataRun(audit, Part(name, time.perf_counter() - t0, seconds, False))
+    p = plan(claims, seed, cache_dir, fresh, registry_digest)
+    if p.cached is not None:
+        progress.line(f"errata: cached ({p.cached.part.computed_seconds:.1f} s when computed)")
+        return p.cached
+    progress.line(f"errata: auditing {p.label} ...")
+    with progress.bar("errata", None) as bar:
+        answer = execute(p, lambda question: bar.update(description=question, advance=1))
+    run, line = finish(p, answer, time.perf_counter() - t0)
+    progress.line(line)
+    return run

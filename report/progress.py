@@ -3,6 +3,8 @@
 Lines are printed whenever progress is enabled; bars only on a terminal (in a log
 file they would be noise). A bar's ``total`` may be ``None`` when the number of
 steps is known only as they come (the errata audit reads its entries itself).
+:meth:`Progress.bars` shows several bars at once (a build whose parts run side by
+side: one bar per kind, each naming what is running).
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ class Progress:
                             TextColumn("{task.description}"), console=self.console, transient=True)
         return _RichBar(prog, total)
 
+    def bars(self, kinds: list[tuple[str, int | None]]) -> "_NullBars":
+        """Several bars in one display, one per ``(label, total)``; ``update(label, ...)`` moves one."""
+        if not self.interactive:
+            return _NullBars()
+        prog = RichProgress(TextColumn("[bold]{task.fields[label]:<12}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.description}"), console=self.console,
+                            transient=True)
+        return _RichBars(prog, kinds)
+
 
 class _NullBar:
     def __enter__(self):
@@ -62,3 +73,32 @@ class _RichBar(_NullBar):
 
     def update(self, description: str = "", advance: int = 0) -> None:
         self.prog.update(self.task, description=description, advance=advance)
+
+
+class _NullBars:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, label: str, description: str | None = None, advance: int = 0) -> None:
+        pass
+
+
+class _RichBars(_NullBars):
+    def __init__(self, prog: RichProgress, kinds: list[tuple[str, int | None]]):
+        self.prog = prog
+        self.tasks = {label: prog.add_task("", total=total, label=label) for label, total in kinds}
+
+    def __enter__(self):
+        self.prog.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.prog.__exit__(*exc)
+
+    def update(self, label: str, description: str | None = None, advance: int = 0) -> None:
+        if label in self.tasks:
+            kw = {} if description is None else {"description": description}
+            self.prog.update(self.tasks[label], advance=advance, **kw)

@@ -51,9 +51,34 @@ def key(result, seed: int) -> str:
     return rcache.digest(rcache.result_key(result, extra=(compute.__module__,)), seed)
 
 
+def entry_path(result, cache_dir: Path, seed: int) -> Path:
+    """Where ``result``'s part is cached (its key in the name)."""
+    return cache_dir / "results" / rcache.safe_name(result.id) / f"{key(result, seed)[:20]}.json"
+
+
+def cached(result, path: Path) -> dict | None:
+    """``result``'s part from the cache entry ``path``, or None."""
+    data = rcache.read_json(path)
+    return data if data is not None and data.get("id") == result.id else None
+
+
+def compute_and_store(result, path: Path, seed: int) -> dict:
+    """Compute ``result``'s part (in this process or a build's worker) and cache it at ``path``."""
+    data = compute(result, seed)
+    rcache.write_json(path, data)
+    rcache.prune(path.parent, path.name, "[0-9a-f]*.json")
+    return data
+
+
+def part(result, data: dict, seconds: float, was_cached: bool) -> Part:
+    """The timing appendix's line of ``result``'s part."""
+    return Part(f"result {result.id}: derivation and {len(result.checks)} checks", seconds,
+                float(data.get("seconds", 0.0)), was_cached)
+
+
 def load_or_compute(results, cache_dir: Path, fresh: bool, seed: int,
                     progress: Progress) -> tuple[dict[str, dict], list[Part]]:
-    """Each result's part by id (from the cache unless ``fresh``), and what each cost."""
+    """Each result's part by id (from the cache unless ``fresh``), and what each cost, one after the other."""
     out: dict[str, dict] = {}
     parts: list[Part] = []
     t_all = time.perf_counter()
@@ -61,19 +86,15 @@ def load_or_compute(results, cache_dir: Path, fresh: bool, seed: int,
     with progress.bar("results", len(results)) as bar:
         for result in results:
             bar.update(description=result.id)
-            folder = cache_dir / "results" / rcache.safe_name(result.id)
-            path = folder / f"{key(result, seed)[:20]}.json"
+            path = entry_path(result, cache_dir, seed)
             t0 = time.perf_counter()
-            data = None if fresh else rcache.read_json(path)
-            cached = data is not None and data.get("id") == result.id
-            if not cached:
-                data = compute(result, seed)
-                rcache.write_json(path, data)
-                rcache.prune(folder, path.name, "[0-9a-f]*.json")
-            parts.append(Part(f"result {result.id}: derivation and {len(result.checks)} checks",
-                              time.perf_counter() - t0, float(data.get("seconds", 0.0)), cached))
+            data = None if fresh else cached(result, path)
+            was_cached = data is not None
+            if data is None:
+                data = compute_and_store(result, path, seed)
+            parts.append(part(result, data, time.perf_counter() - t0, was_cached))
             out[result.id] = data
-            n_cached += cached
+            n_cached += was_cached
             bar.update(advance=1)
     progress.line(f"results: {len(results)} derived and checked ({n_cached} from the cache) "
                   f"in {time.perf_counter() - t_all:.1f} s")

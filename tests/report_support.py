@@ -162,6 +162,7 @@ def _build(out: Path, **kw):
     kw.setdefault("experiments", [STUB])
     kw.setdefault("latexmk", False)
     kw.setdefault("show_progress", False)
+    kw.setdefault("jobs", 1)  # in this process: the stubs count their calls here
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(claims_errata, "audit_file", _stub_audit)
         return build_report(out, **kw)

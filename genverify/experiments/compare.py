@@ -135,6 +135,12 @@ def _fit_em(train_x: np.ndarray, s: CompareSettings, device: torch.device, log) 
     return em, time.perf_counter() - t0
 
 
+def training_configs(s: CompareSettings, device: torch.device) -> tuple[TrainConfig, TrainConfig]:
+    """The training settings of NICE (on binary images) and of the VAE that :func:`run_comparison` trains."""
+    common = dict(seed=s.seed, device=str(device), source=s.source, data_dir=s.data_dir)
+    return preset(s.preset, "nice", nice_input="binary", **common), preset(s.preset, "vae", **common)
+
+
 def run_comparison(s: CompareSettings, log=None, split=None) -> Comparison:
     """Train or load the three models, score them on the held-out binary images, write the table and figure.
 
@@ -146,9 +152,7 @@ def run_comparison(s: CompareSettings, log=None, split=None) -> Comparison:
     for param, d in (("nice_dir", s.nice_dir), ("vae_dir", s.vae_dir)):  # fail before any training
         if d is not None and not (Path(d) / CHECKPOINT).is_file():
             raise ParameterError(param, f"{{param}} {d}: no {CHECKPOINT} there (train one with `genverify train`)")
-    common = dict(seed=s.seed, device=str(device), source=s.source, data_dir=s.data_dir)
-    cfg_nice = preset(s.preset, "nice", nice_input="binary", **common)
-    cfg_vae = preset(s.preset, "vae", **common)
+    cfg_nice, cfg_vae = training_configs(s, device)
     train_x, held_x = load_split(cfg_nice) if split is None else split
     x_test = held_out_binary(held_x, cfg_nice.split_seed)              # (N, 1, 28, 28) 0/1, CPU
     s.out_dir.mkdir(parents=True, exist_ok=True)

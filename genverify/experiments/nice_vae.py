@@ -23,13 +23,14 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+from typing import Callable
 
 import torch
 
 from genverify import presets
 from genverify.core import ExperimentConfig, ExperimentOutput, Table
 from genverify.data import default_source
-from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison, table_caption
+from genverify.experiments.compare import COLUMNS, CompareSettings, run_comparison, table_caption, training_configs
 from genverify.experiments.training_runs import load_split, save_sample_grids
 from genverify.models.devices import resolve_device
 from genverify.models.evaluation import held_out_input, mean_se, nice_nll_bound, sample_panels
@@ -40,12 +41,43 @@ IW_SAMPLES = 64     # k for the VAE's IWAE estimate and NICE's importance-weight
 TEMPERATURES = (1.0, 0.7)
 
 
+def _settings(config: ExperimentConfig):
+    """(the device, 4a's NICE training settings, the comparison's settings) of ``config``."""
+    source = default_source(None, config.data_dir)
+    device = resolve_device(config.device)
+    cfg_grey = preset(config.preset, "nice", nice_input="grey", seed=config.seed, device=str(device),
+                      source=source, data_dir=config.data_dir)
+    cmp = CompareSettings(out_dir=config.out_dir, preset=config.preset, runs_dir=config.out_dir / "runs",
+                          em_components=EM_COMPONENTS, k=IW_SAMPLES, device=str(device), seed=config.seed,
+                          source=source, data_dir=config.data_dir, show_progress=config.show_progress)
+    return device, cfg_grey, cmp
+
+
+def stages(config: ExperimentConfig) -> list[tuple[str, Callable[[], object]]]:
+    """The three trainings of :func:`run`, each on its own: ``(name, train)``, in any order or side by side.
+
+    Each trains (or resumes) one model in ``config.out_dir / "runs"`` exactly as :func:`run`
+    does; :func:`run` then finds it trained (``resume="auto"``) and goes on from there. The
+    report runs them in separate processes before :func:`run` (``run.stages``); alone,
+    :func:`run` trains what is not trained yet itself.
+    """
+    device, cfg_grey, cmp = _settings(config)
+    cfg_nice, cfg_vae = training_configs(cmp, device)
+    runs = config.out_dir / "runs"
+
+    def trainer(cfg, folder):
+        return lambda: train(cfg, folder, resume="auto", data=load_split(cfg)[0], show_progress=False)
+
+    return [("nice-grey", trainer(cfg_grey, runs / "nice-grey")),
+            ("nice-binary", trainer(cfg_nice, runs / "nice-binary")),
+            ("vae", trainer(cfg_vae, runs / "vae"))]
+
+
 def run(config: ExperimentConfig) -> ExperimentOutput:
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     keep_runs = presets.NICE_VAE[presets.check_name(config.preset)]["keep_runs"]
-    source = default_source(None, config.data_dir)
-    device = resolve_device(config.device)
+    device, cfg_grey, cmp_settings = _settings(config)
     runs = out / "runs"
 
     def log(msg):
@@ -53,8 +85,6 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
             print(f"nice-vae: {msg}", file=sys.stderr, flush=True)
 
     # 4a: NICE on grey levels, as in the homework.
-    cfg_grey = preset(config.preset, "nice", nice_input="grey", seed=config.seed, device=str(device),
-                      source=source, data_dir=config.data_dir)
     train_x, held_x = load_split(cfg_grey)
     log(f"4a: {cfg_grey.describe()}")
     grey = train(cfg_grey, runs / "nice-grey", resume="auto", data=train_x,
@@ -68,10 +98,7 @@ def run(config: ExperimentConfig) -> ExperimentOutput:
 
     # 4c (trains the VAE that 4b shows).
     log("4c: comparison")
-    cmp = run_comparison(CompareSettings(out_dir=out, preset=config.preset, runs_dir=runs,
-                                         em_components=EM_COMPONENTS, k=IW_SAMPLES, device=str(device),
-                                         seed=config.seed, source=source, data_dir=config.data_dir,
-                                         show_progress=config.show_progress), log=log, split=(train_x, held_x))
+    cmp = run_comparison(cmp_settings, log=log, split=(train_x, held_x))
     # 4b: the VAE's samples.
     save_sample_grids(sample_panels(cmp.models["vae"], cmp.configs["vae"], gen), out / "q4b_vae_samples")
 
@@ -148,3 +175,6 @@ def summarise(n: dict, preset: str, grey_mean: float, grey_se: float, grey_bpd: 
         f"{grey_mean:.1f} +/- {grey_se:.1f} nats per image ({grey_bpd:.2f} bits per pixel). "
         f"Timings on {n['device']}; they vary with machine load.")
 
+
+#: The report trains the three models side by side before running the experiment (see :func:`stages`).
+run.stages = stages

@@ -27,17 +27,18 @@ sigma = sp.Symbol("sigma", positive=True)
 def change_of_variables(f_x: sp.Expr, g: sp.Expr, var: sp.Symbol, out: sp.Symbol,
                         name: str) -> tuple[sp.Expr, list[Step]]:
     """Density of g(X) at ``out`` by summing f_X(x) |dx/dy| over the preimages."""
-    steps = [Step(f"Transformation {name} = g(x)", sp.Eq(sp.Symbol(name), g))]
+    steps = [Step(f"Transformation {name} = g({var})", sp.Eq(sp.Symbol(name), g))]
     roots = sp.solve(sp.Eq(g, out), var)
     if not roots:
         raise ValueError(f"cannot invert {g} for {var}")
-    steps.append(Step(f"Solve g(x) = {out} for x (preimages)", sp.Eq(var, roots[0] if len(roots) == 1 else sp.FiniteSet(*roots))))
+    steps.append(Step(f"Solve g({var}) = {out} for {var} (the preimages)",
+                      sp.Eq(var, roots[0] if len(roots) == 1 else sp.FiniteSet(*roots))))
     density = sp.Integer(0)
     for r in roots:
         jac = sp.diff(r, out)
         steps.append(Step("Derivative of the inverse", sp.Eq(sp.Derivative(r, out), jac)))
         term = f_x.subs(var, r) * sp.Abs(jac)
-        steps.append(Step("f_X at the preimage times |dx/dy|", term))
+        steps.append(Step(f"The density of the input at the preimage times |d{var}/d{out}|", term))
         density += term
     return density, steps
 

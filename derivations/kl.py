@@ -10,6 +10,8 @@ log(4)
 
 from __future__ import annotations
 
+import itertools
+
 import sympy as sp
 
 from genverify.core import Derivation, Step
@@ -20,9 +22,9 @@ mu, mu1, mu2 = sp.symbols("mu mu1 mu2", real=True)
 sigma, sigma1, sigma2 = sp.symbols("sigma sigma1 sigma2", positive=True)
 
 
-def uniform_density(lo: sp.Expr, hi: sp.Expr) -> sp.Piecewise:
-    """Density of U[lo, hi]: 1/(hi-lo) on the interval and 0 elsewhere."""
-    return sp.Piecewise((1 / (hi - lo), (x >= lo) & (x <= hi)), (0, True))
+def uniform_density(support: sp.Interval) -> sp.Piecewise:
+    """Density of the uniform distribution on ``support``: 1/length on the set, 0 elsewhere."""
+    return sp.Piecewise((1 / support.measure, support.as_relational(x)), (0, True))
 
 
 def normal_density(m: sp.Expr, s: sp.Expr, var: sp.Symbol = x) -> sp.Expr:
@@ -55,84 +57,179 @@ def kl_normals_by_moments(m1, s1, m2, s2, var: sp.Symbol = x,
     return log_ratio, moments, expect_polynomial(log_ratio, var, moments)
 
 
-def _kl_uniform_intervals(p_lo, p_hi, q_lo, q_hi) -> Derivation:
-    """KL(U[p_lo,p_hi] || U[q_lo,q_hi]) for concrete endpoints, from the definition.
+# ----------------------------------------------------------------- uniforms (1a)
 
-    The integrand p log(p/q) is +infinity wherever p > 0 and q = 0; so the
-    divergence is infinite exactly when that set, supp(P) minus supp(Q), has
-    positive length. Otherwise integrate over supp(P).
+#: The name of the divergence in the steps.
+KL_PQ = sp.Symbol("D_KL(P||Q)")
+_pf, _qf = sp.Function("p"), sp.Function("q")
+
+
+def _uniform_setup(supp_p: sp.Interval, supp_q: sp.Interval) -> list[Step]:
+    """The definition and the two densities."""
+    return [
+        Step("Definition of KL(P || Q)",
+             sp.Eq(KL_PQ, sp.Integral(_pf(x) * sp.log(_pf(x) / _qf(x)), (x, -sp.oo, sp.oo)))),
+        Step(f"P = U{_interval_text(supp_p)}: its density is 1/length on its support, 0 elsewhere",
+             sp.Eq(_pf(x), uniform_density(supp_p))),
+        Step(f"Q = U{_interval_text(supp_q)}, likewise", sp.Eq(_qf(x), uniform_density(supp_q))),
+    ]
+
+
+def _blow_up(pv: sp.Expr = sp.Symbol("p", positive=True)) -> tuple[sp.Expr, Step]:
+    """Where p(x) = pv > 0 but q(x) = 0 the integrand p log(p/q) is its limit as q -> 0+ (computed)."""
+    qv = sp.Symbol("q", positive=True)
+    value = sp.limit(pv * sp.log(pv / qv), qv, 0, "+")
+    return value, Step(f"Where p = {pv} > 0 = q the integrand is the limit of p log(p/q) as q -> 0+",
+                       sp.Eq(sp.Limit(pv * sp.log(pv / qv), qv, 0, "+"), value))
+
+
+def _interval_text(iv: sp.Interval) -> str:
+    return f"[{iv.start}, {iv.end}]"
+
+
+def _inside_integral(supp_p: sp.Interval, supp_q: sp.Interval) -> tuple[sp.Expr, Step]:
+    """∫ over supp P of p log(p/q), where both densities are their constants (the densities' first branches)."""
+    pin, qin = uniform_density(supp_p).args[0][0], uniform_density(supp_q).args[0][0]
+    integrand = pin * sp.log(pin / qin)
+    value = sp.integrate(integrand, (x, supp_p.start, supp_p.end))
+    value = sp.logcombine(sp.simplify(sp.expand_log(value, force=True)), force=True)
+    return value, Step("On supp P both densities are constant: integrate p log(p/q) over supp P",
+                       sp.Eq(sp.Integral(integrand, (x, supp_p.start, supp_p.end)), value))
+
+
+def _kl_uniform_intervals(supp_p: sp.Interval, supp_q: sp.Interval) -> Derivation:
+    """KL(U(supp_p) || U(supp_q)) for concrete intervals, from the definition.
+
+    The integrand is +oo on supp P \\ supp Q (p > 0 = q), so the divergence is
+    infinite exactly when SymPy's measure of that set is positive; otherwise
+    integrate over supp P.
     """
-    p, q = uniform_density(p_lo, p_hi), uniform_density(q_lo, q_hi)
-    definition = sp.Integral(p * sp.log(p / q), (x, -sp.oo, sp.oo))
-    steps = [Step("Definition of KL(P || Q)", sp.Eq(sp.Symbol("D_KL(P||Q)"), definition))]
-    uncovered = sp.Interval(p_lo, p_hi) - sp.Interval(q_lo, q_hi)
+    steps = _uniform_setup(supp_p, supp_q)
+    uncovered = supp_p - supp_q
     length = sp.sympify(uncovered.measure)
-    steps.append(Step("Length of supp(P) \\ supp(Q), where p > 0 = q and the integrand is +oo",
+    steps.append(Step("The set where p > 0 = q, supp P \\ supp Q, and its length (SymPy's measure)",
                       sp.Eq(sp.Symbol("|supp P \\ supp Q|"), length)))
     if length.is_positive:
-        steps.append(Step("The integrand is +oo on a set of positive measure, so the integral diverges",
-                          sp.Eq(sp.Symbol("D_KL(P||Q)"), sp.oo)))
-        return Derivation(sp.oo, tuple(steps))
-    # On supp(P) both densities are the constants of their Piecewise.
-    pin, qin = p.args[0][0], q.args[0][0]
-    integral = sp.integrate(pin * sp.log(pin / qin), (x, p_lo, p_hi))
-    steps.append(Step("Integrate over supp(P), where both densities are constant",
-                      sp.Eq(sp.Integral(pin * sp.log(pin / qin), (x, p_lo, p_hi)), integral)))
-    result = sp.simplify(integral)
-    steps.append(Step("Simplify", result))
-    return Derivation(result, tuple(steps))
+        blow_up, step = _blow_up(uniform_density(supp_p).args[0][0])
+        steps.append(step)
+        steps.append(Step("The integrand is +oo on a set of positive length, so the integral diverges",
+                          sp.Eq(KL_PQ, blow_up)))
+        return Derivation(blow_up, tuple(steps))
+    if not length.is_zero:
+        raise ValueError(f"cannot decide the sign of the length {length}")
+    steps.append(Step("That set has length 0: it does not contribute to the integral", sp.Eq(KL_PQ, sp.Integral(
+        _pf(x) * sp.log(_pf(x) / _qf(x)), (x, supp_p.start, supp_p.end)))))
+    value, step = _inside_integral(supp_p, supp_q)
+    steps.append(step)
+    steps.append(Step("Hence", sp.Eq(KL_PQ, value)))
+    return Derivation(value, tuple(steps))
 
 
 def derive_kl_uniform_forward() -> Derivation:
     """1a: KL(U[0,1] || U[-2,2]) (the student's P and Q)."""
-    return _kl_uniform_intervals(sp.Integer(0), sp.Integer(1), sp.Integer(-2), sp.Integer(2))
+    return _kl_uniform_intervals(sp.Interval(0, 1), sp.Interval(-2, 2))
 
 
 def derive_kl_uniform_reverse() -> Derivation:
     """1a: KL(U[-2,2] || U[0,1])."""
-    return _kl_uniform_intervals(sp.Integer(-2), sp.Integer(2), sp.Integer(0), sp.Integer(1))
+    return _kl_uniform_intervals(sp.Interval(-2, 2), sp.Interval(0, 1))
+
+
+def _weak_orders(lower: tuple[sp.Symbol, sp.Symbol], upper: tuple[sp.Symbol, sp.Symbol]) -> list[dict]:
+    """Every order of the endpoints a, b, c, d (ties allowed) with a < b and c < d, as ranks 0, 1, ..."""
+    syms = lower + upper
+    out = []
+    for ranks in itertools.product(range(len(syms)), repeat=len(syms)):
+        r = dict(zip(syms, ranks))
+        if r[lower[0]] < r[lower[1]] and r[upper[0]] < r[upper[1]] and set(ranks) == set(range(max(ranks) + 1)):
+            out.append(r)
+    return out
+
+
+def _order_condition(ranks: dict) -> sp.Boolean:
+    """The order as relations: equal endpoints tied, each rank's endpoint below the next rank's."""
+    groups = [[s for s in ranks if ranks[s] == n] for n in range(max(ranks.values()) + 1)]
+    rel = [sp.Eq(g[0], other) for g in groups for other in g[1:]]
+    rel += [sp.Lt(lo[0], hi[0]) for lo, hi in zip(groups, groups[1:])]
+    return sp.And(*rel)
+
+
+def _order_values(ranks: dict) -> dict:
+    """Endpoints realising the order: t + (a sum of positive gaps), one gap per step up in rank."""
+    t = sp.Symbol("t", real=True)
+    gaps = sp.symbols(f"g1:{len(ranks)}", positive=True)
+    return {s: t + sum(gaps[: ranks[s]]) for s in ranks}
 
 
 def derive_kl_uniform() -> Derivation:
     """KL(U[a,b] || U[c,d]) for symbolic a < b, c < d.
 
-    Support containment [a, b] ⊆ [c, d] is decided symbolically: the uncovered
-    length max(0, c - a) + max(0, b - d) must vanish, which happens iff
-    a >= c and b <= d. Inside, integrate the constant log-ratio over [a, b].
+    The supports are SymPy intervals; the set where p > 0 = q is their
+    difference, and its length is the integral of its indicator (SymPy's
+    ``integrate``; ``Interval.measure`` needs numeric endpoints). The length
+    is a combination of Min and Max whose sign is fixed by the order of the
+    four endpoints: SymPy evaluates it for each of the 13 orders (ties
+    included) with positive gaps, and the orders where it vanishes combine,
+    by ``simplify_logic`` and ``simplify``, into the finiteness condition.
     """
-    p, q = uniform_density(a, b), uniform_density(c, d)
-    definition = sp.Integral(p * sp.log(p / q), (x, -sp.oo, sp.oo))
-    steps = [Step("Definition of KL(U[a,b] || U[c,d])", sp.Eq(sp.Symbol("D_KL"), definition))]
-    # Uncovered part of [a, b]: to the left of c and to the right of d.
-    uncovered = sp.Max(0, sp.Min(b, c) - a) + sp.Max(0, b - sp.Max(a, d))
-    steps.append(Step("Length of [a,b] outside [c,d] (p > 0 = q there, integrand +oo)",
-                      sp.Eq(sp.Symbol("|[a,b] \\ [c,d]|"), uncovered)))
-    covered = sp.And(a >= c, b <= d)
-    pin, qin = 1 / (b - a), 1 / (d - c)
-    inside = sp.integrate(pin * sp.log(pin / qin), (x, a, b))
-    inside = sp.simplify(sp.expand_log(inside, force=True))
-    inside = sp.logcombine(inside, force=True)
-    steps.append(Step("If covered, integrate over [a, b] where both densities are constant",
-                      sp.Eq(sp.Integral(pin * sp.log(pin / qin), (x, a, b)), inside)))
-    result = sp.Piecewise((inside, covered), (sp.oo, True))
-    steps.append(Step("Covered iff the uncovered length is 0, i.e. a >= c and b <= d", result))
+    supp_p, supp_q = sp.Interval(a, b), sp.Interval(c, d)
+    steps = _uniform_setup(supp_p, supp_q)
+    blow_up, step = _blow_up()
+    steps.append(step)
+    uncovered = sp.Complement(supp_p, supp_q)
+    indicator = sp.Piecewise((1, uncovered.as_relational(x)), (0, True))
+    length = sp.integrate(indicator, (x, -sp.oo, sp.oo))
+    steps.append(Step("Length of supp P \\ supp Q = [a, b] \\ [c, d], where p > 0 = q: "
+                      "the integral of its indicator",
+                      sp.Eq(sp.Symbol("|[a,b] \\ [c,d]|"), length)))
+    zero_orders, positive = [], 0
+    for ranks in _weak_orders((a, b), (c, d)):
+        value = length.subs(_order_values(ranks))  # Min and Max of ordered endpoints evaluate
+        if value.is_zero is None and value.is_positive is None:
+            value = sp.simplify(value)
+        if value.is_zero:
+            zero_orders.append(_order_condition(ranks))
+        elif value.is_positive:
+            positive += 1
+        else:
+            raise ValueError(f"cannot decide the sign of the length {value} for the order {ranks}")
+    steps.append(Step(f"The sign of the length depends only on the order of a, b, c, d: it is 0 in "
+                      f"{len(zero_orders)} of the {len(zero_orders) + positive} orders (ties included), "
+                      "positive in the others. The orders where it is 0:",
+                      sp.Or(*zero_orders)))
+    # Minimise the disjunction, then merge each pair "u = v or u > v" into "u >= v".
+    covered = sp.simplify_logic(sp.Or(*zero_orders)).replace(
+        lambda e: isinstance(e, sp.Or) and len(e.args) == 2 and all(isinstance(t, sp.Rel) for t in e.args),
+        sp.simplify)
+    # a < b is the domain of U[a, b] (the result's constraint), not a condition on the supports.
+    covered = covered.xreplace({sp.Lt(a, b): sp.true, sp.Gt(b, a): sp.true})
+    steps.append(Step("Combined: the length is 0 exactly when", covered))
+    inside, step = _inside_integral(supp_p, supp_q)
+    steps.append(step)
+    result = sp.Piecewise((inside, covered), (blow_up, True))
+    steps.append(Step("Finite when supp P ⊆ supp Q (length 0), +oo otherwise (the integrand is +oo on a set of "
+                      "positive length)", sp.Eq(KL_PQ, result)))
     return Derivation(result, tuple(steps))
 
 
-def _kl_normals(m1, s1, m2, s2, name: str) -> Derivation:
-    """KL(N(m1,s1^2) || N(m2,s2^2)) by integrating p log(p/q).
+def _kl_normals(m1, s1, m2, s2, name: str, first: str = "p", second: str = "q") -> Derivation:
+    """KL(N(m1,s1^2) || N(m2,s2^2)) by integrating p log(p/q) (``first`` and ``second`` name p and q).
 
     log(p/q) is a quadratic polynomial in x, so the integral is a linear
     combination of the moments ∫ x^k p(x) dx, k = 0, 1, 2, each of which SymPy
     integrates over the real line.
     """
     p, q = normal_density(m1, s1), normal_density(m2, s2)
+    pf, qf = sp.Function(first), sp.Function(second)
     steps = [Step(f"Definition of {name}",
-                  sp.Eq(sp.Symbol(name), sp.Integral(p * sp.log(p / q), (x, -sp.oo, sp.oo))))]
+                  sp.Eq(sp.Symbol(name), sp.Integral(pf(x) * sp.log(pf(x) / qf(x)), (x, -sp.oo, sp.oo)))),
+             Step(f"with {first} = N({m1}, {s1}^2) and {second} = N({m2}, {s2}^2)",
+                  sp.Eq(sp.Matrix([pf(x), qf(x)]), sp.Matrix([p, q])))]
     log_ratio, moments, total = kl_normals_by_moments(m1, s1, m2, s2)
-    steps.append(Step("log p(x) - log q(x) is a quadratic in x", sp.Eq(sp.Symbol("log(p/q)"), log_ratio)))
+    steps.append(Step(f"log {first}(x) - log {second}(x) is a quadratic in x",
+                      sp.Eq(sp.Symbol(f"log({first}/{second})"), log_ratio)))
     for k, mk in moments.items():
-        steps.append(Step(f"Moment {k} of p", sp.Eq(sp.Integral(x**k * p, (x, -sp.oo, sp.oo)), mk)))
+        steps.append(Step(f"Moment {k} of {first}", sp.Eq(sp.Integral(x**k * p, (x, -sp.oo, sp.oo)), mk)))
     steps.append(Step("Linearity of the integral", sp.Eq(sp.Symbol(name), total)))
     result = sp.expand(sp.expand_log(sp.simplify(total), force=True))
     # Tidy: combine logs and group the quadratic part over 2 s2^2.
@@ -148,4 +245,4 @@ def derive_kl_gaussian() -> Derivation:
 
 def derive_kl_vae() -> Derivation:
     """The VAE's KL term in one latent dimension: KL(N(mu, sigma^2) || N(0, 1))."""
-    return _kl_normals(mu, sigma, sp.Integer(0), sp.Integer(1), "D_KL(q||p)")
+    return _kl_normals(mu, sigma, sp.Integer(0), sp.Integer(1), "D_KL(q||p)", first="q", second="p")

@@ -10,6 +10,8 @@ the area in the first quadrant:
 For z <= 1 the quarter disc lies inside; for 1 < z < sqrt(2) the circle's
 height sqrt(z^2 - x^2) exceeds the square's edge 1 while x < sqrt(z^2 - 1),
 so the integral splits there; for z >= sqrt(2) the disc covers the square.
+The case boundaries are solved for: 0 (the distance is smallest at the
+centre), 1 (the arc's top reaches the edge) and sqrt(2) (the corners).
 The density is dF/dz, piece by piece.
 
 >>> derive_square_distance_cdf().result.subs(z, 1)
@@ -52,17 +54,29 @@ def derive_square_distance_cdf() -> Derivation:
     """5c: F_Z(z) = (area of the disc of radius z inside the square) / 4."""
     steps = [Step("F_Z(z) = P(|P - c| <= z) = area(disc(c, z) ∩ square) / area(square), area(square) = 4",
                   sp.Eq(sp.Function("F_Z")(z), sp.Symbol("A(z)") / 4))]
+    # Where the cases change: the smallest distance (at the centre, where the gradient of
+    # x^2 + y^2 vanishes), the radius at which the arc's top reaches the edge y = 1, and the
+    # radius at which the disc reaches the corners (1, 1).
+    y = sp.Symbol("y", real=True)
+    centre = sp.solve([sp.diff(x**2 + y**2, v) for v in (x, y)], [x, y], dict=True)[0]
+    nearest = sp.sqrt((x**2 + y**2).subs(centre))
+    height = sp.sqrt(_r**2 - x**2)
+    edge = [s for s in sp.solve(sp.Eq(height.subs(x, 0), 1), _r) if s.is_positive][0]
+    corner = [s for s in sp.solve(sp.Eq(z**2, 1 + 1), z) if s.is_positive][0]
+    steps.append(Step("Z is smallest at the centre (the gradient of x^2 + y^2 vanishes there): below it the disc is "
+                      "empty", sp.Eq(sp.Symbol("min Z"), nearest)))
     small, s1 = _area_inside("small")
+    steps.append(Step("The arc's top (x = 0) meets the edge y = 1 at the radius", sp.Eq(_r, edge)))
     middle, s2 = _area_inside("middle")
     steps += s1 + s2
-    # The disc reaches the corners when z^2 = 1^2 + 1^2.
-    corner = [s for s in sp.solve(sp.Eq(z**2, 1 + 1), z) if s.is_positive][0]
     steps.append(Step("The disc covers the square once it reaches the corners", sp.Eq(z, corner)))
+    below, above = sp.simplify(small.subs(_r, nearest) / 4), sp.simplify(middle.subs(_r, corner) / 4)
+    steps.append(Step("F_Z at the ends: the empty disc, and the whole square", sp.Matrix([below, above])))
     cdf = sp.Piecewise(
-        (0, z < 0),
-        (small.subs(_r, z) / 4, z <= 1),
+        (below, z < nearest),
+        (small.subs(_r, z) / 4, z <= edge),
         (middle.subs(_r, z) / 4, z < corner),
-        (1, True),
+        (above, True),
     )
     steps.append(Step("Piecewise cdf", sp.Eq(sp.Function("F_Z")(z), cdf)))
     return Derivation(cdf, tuple(steps))

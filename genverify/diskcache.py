@@ -34,6 +34,10 @@ that cannot be read, does not unpickle, or carries another key than the one aske
 for is a miss: it is recomputed, never trusted. Nothing is written from a process
 whose source files changed after it started (it may be running the old code), so an
 entry always holds what its key's sources compute.
+
+(Over 500 lines on purpose: the keys (source digests and closures), the locking between
+processes and the atomic entries are one protocol; split, each part would have to know
+the others' file layout.)
 """
 
 from __future__ import annotations

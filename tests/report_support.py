@@ -9,7 +9,9 @@ it fails, so a report that is never compiled or opened in CI is never untested.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -176,3 +178,34 @@ def _quick_check(result, chk, base_seed=0):
                        "0.64 (1.0 SE); KS D=0.003, p=0.3; ∫f = 1.0000000000", "", 0.0, {})
 
 
+
+
+# ---------------------------------------------------------------- the full build, once per session
+
+
+def full_build(tmp_path_factory) -> tuple[Path, object]:
+    """(out_dir, summary) of the full build: every registered result's real derivation, the checks'
+    run stubbed (:func:`_quick_check`), the real errata audit, the stub experiments (one failing,
+    built with ``keep_going``), as PDF (where TeX is installed) and HTML.
+
+    Built once per test session and shared by the xdist workers (a file lock: the first worker
+    builds, the others wait and read its summary), since the PDF and browser tests read the same
+    report and one build costs about 15 s.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, shared by the workers
+    root = base / "shared-full-build"
+    root.mkdir(exist_ok=True)
+    out, done = root / "build", root / "summary.pickle"
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            import genverify.verification
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(genverify.verification, "run_check", _quick_check)
+                summary = build_report(out, experiments=[STUB, CRASH], keep_going=True,
+                                       formats="pdf,html" if HAS_TEX else "html", show_progress=False)
+            done.write_bytes(pickle.dumps(summary))
+    return out, pickle.loads(done.read_bytes())

@@ -21,10 +21,9 @@ import os
 from pathlib import Path
 
 import pytest
-from report_support import CRASH, STUB, _quick_check, chromium, require_browser
+from report_support import chromium, full_build, require_browser
 
 from genverify import registry
-from genverify.report.build import build_report
 from genverify.report.questions import ERRATA, QUESTIONS
 
 WIDTH = 1280
@@ -33,12 +32,7 @@ WIDTH = 1280
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     require_browser()
-    out = tmp_path_factory.mktemp("browser") / "build"
-    with pytest.MonkeyPatch.context() as mp:
-        import genverify.verification
-
-        mp.setattr(genverify.verification, "run_check", _quick_check)
-        build_report(out, experiments=[STUB, CRASH], keep_going=True, formats="html", show_progress=False)
+    out, _ = full_build(tmp_path_factory)  # shared with test_report's full build
     shots = Path(os.environ.get("GENVERIFY_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     with chromium(WIDTH, 1000) as driver:

@@ -121,21 +121,6 @@ def test_bad_claims_file_exits_2_naming_the_problem(tmp_path, capsys, content, m
     assert "--file" not in str(exc.value)
 
 
-def test_experiment_returns_the_errata_table(tmp_path, rows, monkeypatch):
-    from genverify.claims import errata
-    from genverify.claims.errata import ERRATA_EXPERIMENT
-    from genverify.core import ExperimentConfig
-
-    # The audit itself is the `rows` fixture's (the same packaged write-up, already audited).
-    monkeypatch.setattr(errata, "audit", lambda entries, **kw: rows)
-    out = ERRATA_EXPERIMENT.runner()(ExperimentConfig(out_dir=tmp_path, show_progress=False))
-    table = out.tables["errata"]
-    assert table.columns[:4] == ["question", "part", "id", "claim"] and len(table.rows) == len(load_claims()[1])
-    assert sum(out.numbers.values()) == len(table.rows)
-    assert out.numbers["incorrect"] >= 2 and "5b" in out.summary
-    assert json.loads((tmp_path / "errata.json").read_text())
-
-
 def test_packaged_claims_file_is_valid_yaml_with_latex_strings():
     text = (Path(__file__).parents[1] / "genverify" / "claims" / "homework2.yaml").read_text()
     data = yaml.safe_load(text)

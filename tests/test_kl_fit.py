@@ -71,10 +71,12 @@ def test_forward_fit_of_a_mixture_equals_the_law_of_total_variance():
 
 
 def test_reverse_kl_derivation_puts_separated_optima_on_the_components():
-    # The derivation's last step: in the separated-mode limit, (m, s, KL) = (mu_k, sigma_k, -log w_k).
-    last = registry.get("kl-reverse-fit").derivation().steps[-1].expr
+    # The separated-mode steps: (m, s, KL) = (mu_k, sigma_k, -log w_k), and the bound on the rest vanishes.
+    steps = [s.expr for s in registry.get("kl-reverse-fit").derivation().steps]
     wk, mk, sk = sp.Symbol("w_k", positive=True), sp.Symbol("mu_k", real=True), sp.Symbol("sigma_k", positive=True)
-    assert list(last.rhs) == [mk, sk, -sp.log(wk)]
+    optimum = [e for e in steps if isinstance(e, sp.Eq) and isinstance(e.rhs, sp.MatrixBase) and e.rhs.shape == (3, 1)]
+    assert len(optimum) == 1 and list(optimum[0].rhs) == [mk, sk, -sp.log(wk)]
+    assert steps[-1].rhs == 0 and isinstance(steps[-1].lhs, sp.Limit)
 
 
 # ------------------------------------------------------------------ quadrature

@@ -29,10 +29,10 @@ from report_support import (
     CRASH,
     STUB,
     _build,
-    _quick_check,
     _stub_audit,
     _stub_run,
     _tiny_results,
+    full_build,
     require_tex,
 )
 
@@ -407,19 +407,15 @@ def test_escaped_text_compiles(tmp_path):
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    """Every registered result's derivation, the real errata audit, a stub for the trained models.
+    """Every registered result's derivation, the real errata audit, stubs for the trained models.
 
     The derivations are real (their LaTeX is what can break or overflow); the checks' run is
     replaced by a record with a typical figure, since running all of them takes about a minute
     on 2 cores and the registry's tests run them anyway (the tiny build above runs real checks).
+    The build is shared with the browser tests (``report_support.full_build``).
     """
     require_tex()
-    out = tmp_path_factory.mktemp("full") / "build"
-    with pytest.MonkeyPatch.context() as mp:
-        import genverify.verification
-
-        mp.setattr(genverify.verification, "run_check", _quick_check)
-        summary = build_report(out, experiments=[STUB], show_progress=False)  # and the real errata audit
+    out, summary = full_build(tmp_path_factory)
     text = subprocess.run(["pdftotext", "-layout", str(out / "report.pdf"), "-"], capture_output=True,
                           text=True, check=True).stdout.replace("\u2019", "'")
     return out, summary, text

@@ -7,6 +7,7 @@ cross-library checks written with :func:`check`.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping
 
 import numpy as np
@@ -30,6 +31,12 @@ def check(name: str, kind: str) -> Callable[[Callable[[Result, np.random.Generat
     return wrap
 
 
+@functools.lru_cache(maxsize=256)
+def _lambdify(symbols: tuple, expr: sp.Expr) -> Callable:
+    """``sp.lambdify`` once per (symbols, expression): checks of stand-in results reuse it."""
+    return sp.lambdify(list(symbols), expr, modules=["scipy", "numpy"])
+
+
 def lambdify_result(result: Result, expr: sp.Expr | None = None) -> Callable[..., np.ndarray]:
     """Vectorised float64 evaluation of ``expr`` (default: the derived result).
 
@@ -39,7 +46,7 @@ def lambdify_result(result: Result, expr: sp.Expr | None = None) -> Callable[...
     if isinstance(expr, sp.MatrixBase):
         parts = [lambdify_result(result, e) for e in expr]
         return lambda values: np.stack([f(values) for f in parts], axis=-1)
-    f = sp.lambdify([p.symbol for p in result.params], expr, modules=["scipy", "numpy"])
+    f = _lambdify(tuple(p.symbol for p in result.params), expr)
     names = [p.name for p in result.params]
 
     def call(values: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -52,32 +59,91 @@ def lambdify_result(result: Result, expr: sp.Expr | None = None) -> Callable[...
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| / max(|b|, tiny), with equal infinities (and equal NaNs) counting as 0."""
+    """|a - b| / max(|b|, tiny), elementwise; ``b`` is the reference.
+
+    Non-finite values never pass by accident: a NaN on either side is an
+    infinite error (NaN is never agreement, not even with a NaN reference),
+    and so is an infinity the reference does not have. Equal infinities of
+    the same sign agree (error 0): the reference itself may be infinite, as
+    KL(U[-2,2] || U[0,1]) = +oo is.
+
+    >>> relative_error([1.0, np.inf, np.inf, np.nan, 1.0], [1.0, np.inf, -np.inf, np.nan, np.inf]).tolist()
+    [0.0, 0.0, inf, inf, inf]
+    """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     with np.errstate(all="ignore"):
         err = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    same = a == b  # False wherever either side is NaN; True for equal infinities
     return np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
+
+
+def worst(*values) -> float:
+    """The largest of ``values`` (numbers or arrays), a NaN counting as +inf.
+
+    Python's ``max(worst, nan)`` keeps ``worst`` and ``np.maximum`` keeps the NaN,
+    which ``nan <= tol`` then rejects only by luck; here a NaN is the worst there is.
+
+    >>> worst(1e-3, float("nan")), worst(np.array([1.0, 2.0]), 0.5)
+    (inf, 2.0)
+    """
+    out = -np.inf
+    for v in values:
+        arr = np.asarray(v, dtype=float)
+        if arr.size == 0:
+            continue
+        if np.isnan(arr).any():
+            return np.inf
+        out = max(out, float(np.max(arr)))
+    return float(out)
+
+
+def least(*values) -> float:
+    """The smallest of ``values``, a NaN counting as -inf (for checks of a lower bound).
+
+    >>> least(0.1, float("nan"))
+    -inf
+    """
+    return -worst(*[-np.asarray(v, dtype=float) for v in values])
+
+
+def sympy_relative_difference(va: sp.Expr, vb: sp.Expr) -> float:
+    """|va - vb| / |vb| for two evaluated SymPy numbers; ``vb`` is the reference.
+
+    0 for the same real infinity (oo and oo); +inf for NaN, complex infinity
+    (zoo), a non-real or unevaluated value, or an infinity the reference does
+    not share.
+    """
+    bad = (sp.nan, sp.zoo)
+    if va in bad or vb in bad or not (va.is_extended_real and vb.is_extended_real):
+        return float("inf")
+    if va.is_infinite or vb.is_infinite:
+        return 0.0 if va == vb else float("inf")
+    if va == vb:
+        return 0.0
+    scale = max(abs(vb), sp.Float(1e-300))
+    out = float(abs(va - vb) / scale)
+    return out if np.isfinite(out) else float("inf")
 
 
 def high_precision_equal(result: Result, a: sp.Expr, b: sp.Expr, rng: np.random.Generator,
                          n: int = 60, digits: int = 30) -> tuple[bool, float]:
-    """Compare two expressions at ``n`` random parameter points with ``digits`` digits."""
+    """Compare two expressions at ``n`` random parameter points with ``digits`` digits.
+
+    ``b`` is the reference. A NaN, a complex infinity or an infinity that ``b``
+    does not have at the same point is a failure (see :func:`sympy_relative_difference`).
+    """
     vals = result.sample_params(rng, n)
     syms = [p.symbol for p in result.params]
-    worst = 0.0
+    largest = 0.0
     for i in range(n):
         subs = {s: sp.Float(vals[p.name][i], digits) for s, p in zip(syms, result.params)}
         va = sp.N(a.subs(subs), digits)
         vb = sp.N(b.subs(subs), digits)
-        if va == vb:
-            continue
-        if not (va.is_finite and vb.is_finite):
-            return False, float("inf")
-        scale = max(abs(vb), sp.Float(1e-300))
-        worst = max(worst, float(abs(va - vb) / scale))
-    return worst < 10.0 ** (-(digits - 5)), worst
+        largest = worst(largest, sympy_relative_difference(va, vb))
+        if not np.isfinite(largest):
+            return False, largest
+    return largest < 10.0 ** (-(digits - 5)), largest
 
 
 def symbolic_matches_hand(name: str = "derivation = hand form") -> Check:
@@ -100,8 +166,8 @@ def symbolic_matches_hand(name: str = "derivation = hand form") -> Check:
             diff = None
         if diff == 0:
             return Outcome(True, "simplify(derived - hand) = 0")
-        ok, worst = high_precision_equal(result, derived, hand, rng)
-        return Outcome(ok, f"30-digit max rel diff {worst:.1e}",
+        ok, largest = high_precision_equal(result, derived, hand, rng)
+        return Outcome(ok, f"30-digit max rel diff {largest:.1e}",
                        "" if ok else f"derived {derived} differs from hand form {hand}")
 
     return Check(name=name, kind="symbolic", run=run)
@@ -115,22 +181,35 @@ def numeric_matches_derivation(n: int = 2000, rtol: float = 1e-10,
         vals = result.sample_params(rng, n)
         want = lambdify_result(result)(vals)
         got = np.asarray(result.evaluate_numeric(vals), dtype=float)
-        err = relative_error(got, want)
-        worst = float(np.max(err)) if err.size else 0.0
+        if got.shape != want.shape:
+            return Outcome(False, f"shape {got.shape} vs {want.shape}", "the numeric function returned another shape")
+        err = relative_error(got, want)  # inf wherever either side is NaN or only one is infinite
+        largest = worst(err) if err.size else 0.0
         i = int(np.argmax(err)) if err.size else 0
         detail = ""
-        if worst > rtol:
+        if largest > rtol:
             row = np.unravel_index(i, err.shape)[0] if err.ndim else i  # a vector result: the point's row
             point = {k: float(v[row]) for k, v in vals.items()}
             detail = f"at {point}: numeric {got.flat[i]!r}, derivation {want.flat[i]!r}"
-        return Outcome(worst <= rtol, f"max rel err {worst:.1e} ({n} pts)", detail, {"max_rel_err": worst})
+        return Outcome(largest <= rtol, f"max rel err {largest:.1e} ({n} pts)", detail, {"max_rel_err": largest})
 
     return Check(name=name, kind="numeric", run=run)
 
 
 def mc_outcome(estimate: float, standard_error: float, truth: float, label: str = "") -> Outcome:
-    """Pass when the estimate lies within :data:`MC_SIGMAS` standard errors of the truth."""
-    z = abs(estimate - truth) / standard_error if standard_error > 0 else (0.0 if estimate == truth else np.inf)
+    """Pass when the estimate lies within :data:`MC_SIGMAS` standard errors of the truth.
+
+    Fails on a non-finite estimate, truth or standard error (a Monte Carlo
+    estimate cannot agree with an infinite truth), and on a zero standard
+    error unless the estimate equals the truth exactly.
+    """
+    estimate, standard_error, truth = float(estimate), float(standard_error), float(truth)
+    if not (np.isfinite(estimate) and np.isfinite(standard_error) and np.isfinite(truth)) or standard_error < 0:
+        z = float("inf")
+    elif standard_error > 0:
+        z = abs(estimate - truth) / standard_error
+    else:
+        z = 0.0 if estimate == truth else float("inf")
     return Outcome(
         bool(z <= MC_SIGMAS),
         f"{label}{estimate:.5g} ± {standard_error:.2g} vs {truth:.5g} ({z:.1f} SE)",

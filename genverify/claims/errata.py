@@ -19,9 +19,10 @@ from a list.
 * :func:`audit_files` and :func:`grading_rows`: many write-ups (a class) into
   one table, write-up / question / verdict / diagnosis (:data:`GRADING_COLUMNS`),
   written as CSV or JSON by :func:`write_grading`;
-* :data:`ERRATA_EXPERIMENT` (``run``): the audit as a part of the report,
-  the table question / claim / verdict / evidence. It reads the registry, so
-  it sits above it, with the claims.
+
+The report's errata part (:mod:`genverify.report.errata_part`) runs :func:`audit_file`
+and caches its :class:`~genverify.claims.verdict.Audit`; it is the one home of the
+audit in the report.
 """
 
 from __future__ import annotations
@@ -32,20 +33,17 @@ import json
 import os
 from collections.abc import Callable
 
-from tqdm import tqdm
-
 from genverify import registry
 from genverify.claims.checker import DEFAULT_TIMEOUT, check
 from genverify.claims.errors import CheckTimeout
 from genverify.claims.steps import audit_steps
 from genverify.claims.verdict import Audit, ErrataRow, Verdict
-from genverify.claims.writeups import DEFAULT_CLAIMS, ClaimEntry, Problem, claims_paths, load_claims, read_claims
-from genverify.core import Experiment, ExperimentConfig, ExperimentOutput, ParameterError, Table
+from genverify.claims.writeups import DEFAULT_CLAIMS, ClaimEntry, Problem, claims_paths, read_claims
+from genverify.core import ParameterError
 from genverify.io import atomic_write_text
 
 __all__ = [
     "COLUMNS",
-    "ERRATA_EXPERIMENT",
     "GRADING_COLUMNS",
     "audit",
     "audit_entry",
@@ -53,7 +51,6 @@ __all__ = [
     "audit_files",
     "grading_rows",
     "problem_row",
-    "run",
     "select_entries",
     "write_grading",
 ]
@@ -217,45 +214,3 @@ def _check_timeout(timeout: float) -> None:
     # Checked once up front: check() would refuse it for every entry, making each one "not checkable".
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ParameterError("timeout", f"{{param}} must be a positive number of seconds, got {timeout!r}")
-
-
-def run(config: ExperimentConfig) -> ExperimentOutput:
-    """The experiment: audit the packaged write-up; the errata table, counts per verdict, a summary."""
-    title, entries = load_claims()
-    progress = None
-    if config.show_progress:
-        bar = tqdm(total=len(entries), desc="errata", leave=False)
-
-        def progress(entry, _bar=bar):
-            _bar.set_postfix_str(entry.question)
-            _bar.update(1)
-
-    rows = audit(entries, seed=config.seed, progress=progress)
-    if config.show_progress:
-        bar.close()
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config.out_dir / "errata.json", json.dumps([r.to_json() for r in rows], indent=2))
-    counts = Audit(title=title, source=DEFAULT_CLAIMS, rows=rows).counts()
-    table = Table(columns=COLUMNS,
-                  rows=[[r.question, r.part, r.id, r.claim, r.where, r.verdict.value, r.evidence] for r in rows],
-                  caption=f"Errata of the write-up ({title}): each transcribed answer checked against the registry.")
-    wrong = ", ".join(f"{r.question}{' (' + r.part + ')' if r.part else ''}" for r in rows if r.verdict == Verdict.INCORRECT)
-    undecided = f", {counts[Verdict.UNDECIDED]} undecided" if counts[Verdict.UNDECIDED] else ""
-    summary = (f"Of {len(rows)} transcribed formulas, {counts[Verdict.CORRECT]} are correct, "
-               f"{counts[Verdict.INCORRECT]} incorrect{(' (' + wrong + ')') if wrong else ''}{undecided} and "
-               f"{counts[Verdict.NOT_CHECKABLE]} not checkable.")
-    chains = [r for r in rows if r.first_error]
-    if chains:
-        summary += " Step by step, the error enters at " + "; ".join(
-            f"{r.question} line {r.first_error}" for r in chains) + "."
-    return ExperimentOutput(tables={"errata": table},
-                            numbers={v.value.replace(" ", "_"): n for v, n in counts.items()}, summary=summary)
-
-
-#: The audit as a part of the report (it reads the registry, so it sits above it, with the claims).
-ERRATA_EXPERIMENT = Experiment(
-    id="errata",
-    title="Errata of the homework write-up",
-    question="errata",
-    run="genverify.claims.errata:run",
-)

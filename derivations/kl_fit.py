@@ -35,9 +35,15 @@ from genverify.derivations.kl import x as _x_kl
 
 class Label(sp.Symbol):
     """A symbol that names a quantity (E_p[x], D_KL(p||q), ...): plain text in ``str`` and
-    ``pretty``, proper LaTeX (registered by :func:`label`) in ``sp.latex``."""
+    ``pretty``, proper LaTeX (registered by :func:`label`) in ``sp.latex``.
+
+    Every label is made at this module's import (the constants below), so a label read back
+    from genverify's disk cache prints its LaTeX in any process: the class says so to the
+    cache (``_process_independent``), which otherwise keeps only SymPy's own classes.
+    """
 
     _LATEX: dict[str, str] = {}
+    _process_independent = True
 
     def _latex(self, printer) -> str:  # noqa: ARG002 - SymPy's printer hook
         return self._LATEX.get(self.name, r"\text{%s}" % self.name)
@@ -60,6 +66,15 @@ s = sp.Symbol("s", positive=True)  # standard deviation of q
 E1 = label("E_p[x]", r"\mathbb{E}_p[x]", real=True)
 E2 = label("E_p[x^2]", r"\mathbb{E}_p[x^2]", positive=True)
 
+#: The quantities the derivations name (made here, at import: see :class:`Label`).
+KL_FORWARD = label("D_KL(p||q)", r"D_{\mathrm{KL}}(p \,\|\, q)")
+KL_REVERSE = label("D_KL(q||p)", r"D_{\mathrm{KL}}(q \,\|\, p)")
+ENTROPY = label("H(p)", r"H(p)")
+POSTERIOR_MEAN = label("E[z|x]", r"\mathbb{E}[z \mid x]")
+POSTERIOR_VAR = label("Var[z|x]", r"\mathrm{Var}[z \mid x]")
+EXPECTED_LOGLIK = label("E_q[log p(x|z)]", r"\mathbb{E}_q[\log p(x \mid z)]")
+KL_PRIOR = label("D_KL(q||p(z))", r"D_{\mathrm{KL}}(q \,\|\, p(z))")
+
 #: A two-component mixture w N(mu1, sigma1^2) + (1 - w) N(mu2, sigma2^2).
 w = sp.Symbol("w", positive=True)
 mu1, mu2 = sp.symbols("mu1 mu2", real=True)
@@ -80,7 +95,7 @@ p = sp.Function("p")
 def _forward_stationary_point(steps: list[Step]) -> tuple[sp.Expr, sp.Expr]:
     """Steps common to both forward derivations; returns (m*, s*^2) in terms of E1, E2."""
     q = normal_density(m, s)
-    kl = label("D_KL(p||q)", r"D_{\mathrm{KL}}(p \,\|\, q)")
+    kl = KL_FORWARD
     qf = sp.Function("q")
     steps.append(Step("Definition of the forward KL of q from the target p",
                       sp.Eq(kl, sp.Integral(p(x) * sp.log(p(x) / qf(x)), (x, -sp.oo, sp.oo)))))
@@ -90,7 +105,7 @@ def _forward_stationary_point(steps: list[Step]) -> tuple[sp.Expr, sp.Expr]:
                       sp.Eq(-sp.log(qf(x)), neg_log_q)))
     integrals = expect_polynomial(neg_log_q, x, {k: sp.Integral(x**k * p(x), (x, -sp.oo, sp.oo)) for k in range(3)})
     cross_entropy = sp.expand(expect_polynomial(neg_log_q, x, {0: sp.Integer(1), 1: E1, 2: E2}))  # ∫ p = 1
-    H = label("H(p)", r"H(p)")
+    H = ENTROPY
     steps.append(Step("By linearity the KL needs only ∫ p = 1, E_p[x] and E_p[x^2]",
                       sp.Eq(kl, -H + integrals)))
     objective = -H + cross_entropy
@@ -178,7 +193,7 @@ def derive_reverse_fit_gradient() -> Derivation:
     optimum per mode, the heaviest mode the best.
     """
     q = normal_density(m, s)
-    R = label("D_KL(q||p)", r"D_{\mathrm{KL}}(q \,\|\, p)")
+    R = KL_REVERSE
     qf = sp.Function("q")
     steps = [Step("Definition of the reverse KL of q from the target p",
                   sp.Eq(R, sp.Integral(qf(x) * sp.log(qf(x) / p(x)), (x, -sp.oo, sp.oo)))),
@@ -351,17 +366,16 @@ def derive_elbo_gap() -> Derivation:
     post_var = sp.simplify(-1 / (2 * post_poly.coeff_monomial(z**2)))
     post_mean = sp.simplify(post_poly.coeff_monomial(z) * post_var)
     steps.append(Step("Posterior p(z|x) = p(x, z)/p(x): its log is quadratic in z, so it is Gaussian with",
-                      sp.Eq(sp.Matrix([label("E[z|x]", r"\mathbb{E}[z \mid x]"),
-                                       label("Var[z|x]", r"\mathrm{Var}[z \mid x]")]),
+                      sp.Eq(sp.Matrix([POSTERIOR_MEAN, POSTERIOR_VAR]),
                             sp.Matrix([post_mean, post_var]))))
     qm = integrate_moments(normal_density(mu, sigma, z), z, 2)  # q(z)'s moments: used three times
     log_lik = sp.expand(sp.expand_log(sp.log(lik), force=True))
     exp_loglik = _tidy(expect_polynomial(log_lik, z, qm), xo)
     steps.append(Step("Reconstruction term: log p(x|z) is quadratic in z; integrate against q's moments",
-                      sp.Eq(label("E_q[log p(x|z)]", r"\mathbb{E}_q[\log p(x \mid z)]"), exp_loglik)))
+                      sp.Eq(EXPECTED_LOGLIK, exp_loglik)))
     kl_prior = _kl_by_integration(z, mu, sigma, sp.Integer(0), sp.Integer(1), qm)
     steps.append(Step("KL term KL(q || N(0, 1)) by integration (the kl-vae result, one latent dimension)",
-                      sp.Eq(label("D_KL(q||p(z))", r"D_{\mathrm{KL}}(q \,\|\, p(z))"), kl_prior)))
+                      sp.Eq(KL_PRIOR, kl_prior)))
     elbo = exp_loglik - kl_prior
     steps.append(Step("ELBO(q) = E_q[log p(x|z)] - KL(q || p(z))", sp.Eq(ELBO, elbo)))
     gap = _tidy(log_evidence - elbo, mu)

@@ -424,7 +424,10 @@ def _sympy_only(value: Any) -> bool:
 
     Only they are stored: an object of another class may depend on its process (a symbol
     subclass whose LaTeX comes from a table its module fills while deriving would print
-    otherwise in a process that read it from the cache), and nothing here can tell.
+    otherwise in a process that read it from the cache), and nothing here can tell. A class
+    that vouches for itself is the exception: ``_process_independent = True`` says that its
+    objects unpickle to what they were in any process that imports its module
+    (:class:`genverify.derivations.kl_fit.Label`, whose LaTeX is fixed at import).
     """
     import sympy as sp  # a derivation is SymPy: imported with it
     from sympy.core.function import AppliedUndef
@@ -440,16 +443,20 @@ def _sympy_only(value: Any) -> bool:
             todo.extend(v.keys())
             todo.extend(v.values())
         elif isinstance(v, (sp.Basic, sp.MatrixBase)):
-            if not type(v).__module__.startswith("sympy."):
+            if not (type(v).__module__.startswith("sympy.") or _vouched(v)):
                 return False
             nodes = list(v) if isinstance(v, sp.MatrixBase) and not isinstance(v, sp.Basic) else [v]
             for node in (n for e in nodes for n in sp.preorder_traversal(e)):
                 module = type(node).__module__ or ""
-                if not (module.startswith("sympy.") or isinstance(node, AppliedUndef)):
+                if not (module.startswith("sympy.") or isinstance(node, AppliedUndef) or _vouched(node)):
                     return False
         else:
             return False
     return True
+
+
+def _vouched(obj: Any) -> bool:
+    return type(obj).__dict__.get("_process_independent") is True
 
 
 def _fingerprint(value: Any) -> str | None:

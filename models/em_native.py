@@ -35,7 +35,7 @@ so both give bit-identical logits; every sum over pixels and images is exact,
 whatever the order or the number of threads.
 
 **Build.** At first use the C file is compiled with ``$CC`` (else ``cc``,
-``gcc`` or ``clang``) and ``-O3 -march=native`` into
+``gcc`` or ``clang``) and ``-O2 -march=native`` into
 ``~/.cache/genverify/native`` (``$GENVERIFY_NATIVE_CACHE``; the file name
 hashes the source, the compiler, the flags and the CPU, so a shared home
 directory never loads a library built for another CPU), written atomically

@@ -1,7 +1,7 @@
 """Torch counterparts of closed-form results (differentiable, any device).
 
-These mirror :mod:`genverify.numerics` and are checked against it by the
-registry (``genverify verify``) and the tests.
+These mirror :mod:`genverify.numerics`; ``tests/test_torch_counterparts.py`` checks each
+against the verified result with :func:`genverify.testing.assert_implements`.
 """
 
 from __future__ import annotations

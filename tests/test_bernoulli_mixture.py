@@ -5,6 +5,8 @@ and its compatibility shim, and bad input."""
 
 from __future__ import annotations
 
+import os
+
 import itertools
 import shutil
 import tempfile
@@ -497,6 +499,40 @@ def test_a_compiler_without_march_native_builds_the_portable_kernel(monkeypatch,
                           x.astype(np.int64) @ (np.arange(90).reshape(3, 30) - 40).T)
 
 
+def test_the_native_kernel_loads_and_passes_its_self_test_where_a_c_compiler_exists():
+    # Without this, a kernel (or a self-test) that breaks would make load() return None: the tests
+    # marked needs_native would skip and BernoulliMixture would fall back to torch unnoticed.
+    if em_native._compiler() is None or os.environ.get("GENVERIFY_NATIVE", "1").lower() in ("0", "false", "no", "off"):
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"CI must build the native EM kernel ({em_native.status()})")
+        pytest.skip(f"no native kernel here: {em_native.status()}")
+    assert em_native.load() is not None, em_native.status()
+    assert em_native.status().startswith("loaded ")
+    assert em_native._self_test(em_native.load()) is None
+
+
+@needs_native
+# The fused pass is compared at a tolerance (its sums are exp of rounded logits): spoiled by 1e-3 in
+# probability units; the integer products are compared exactly: spoiled by one unit.
+@pytest.mark.parametrize(("broken", "by"), [("logits", 1), ("resp_sums_fixed", 1),
+                                            ("statistics", em_native.R_SCALE // 1000)])
+def test_the_self_test_rejects_a_kernel_that_is_off_by_one(monkeypatch, broken, by):
+    real = getattr(em_native.NativeEM, broken)
+
+    def off_by_one(self, *args):
+        out = real(self, *args)
+        if isinstance(out, tuple):  # (nk, sums) or (total, nk, sums): spoil the last array
+            last = out[-1].copy()
+            last.flat[0] += by
+            return (*out[:-1], last)
+        out = out.copy()
+        out.flat[0] += by
+        return out
+
+    monkeypatch.setattr(em_native.NativeEM, broken, off_by_one)
+    assert em_native._self_test(em_native.load()) is not None
+
+
 def test_genverify_native_0_disables_the_native_kernel(monkeypatch, tmp_path):
     lib, why = _reload_native(monkeypatch, tmp_path, GENVERIFY_NATIVE="0")
     assert lib is None and "disabled" in why
@@ -642,3 +678,29 @@ def test_sample_rejects_a_bad_count():
     bm = BernoulliMixture(1).fit(np.eye(3))
     with pytest.raises(ValueError, match="n_samples"):
         bm.sample(0)
+
+
+def test_a_run_cut_short_by_max_iter_warns_and_a_converged_run_does_not():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    x = _planted(3, 300, 12, 3)[0]
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=2"):
+        short = BernoulliMixture(3, max_iter=2, tol=0.0, random_state=0).fit(x)
+    assert not short.converged_ and short.n_iter_ == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        done = BernoulliMixture(3, max_iter=500, random_state=0).fit(x)
+    assert done.converged_
+
+
+def test_the_size_limits_are_inclusive_one_image_and_as_many_components_as_images():
+    x = _planted(1, 5, 8, 2)[0]
+    one = BernoulliMixture(1, random_state=0).fit(x[:1])
+    assert one.means_.shape == (1, 8) and np.isfinite(one.lower_bound_)
+    as_many = BernoulliMixture(5, init_params="random_from_data", random_state=0).fit(x)
+    assert as_many.means_.shape == (5, 8)
+    with pytest.raises(ValueError, match="n_components=6 must be <= n_samples=5"):
+        BernoulliMixture(6).fit(x)
+

@@ -167,3 +167,50 @@ def test_the_elbo_steps_show_the_model_and_the_gaussian_integral():
     assert sp.simplify(eqs[1].rhs - sp.sqrt(sp.pi / A) * sp.exp(B**2 / (4 * A))) == 0
     gap_step = next(s for s in _steps("elbo-gap") if s.description.startswith("Gap log p(x) - ELBO(q)"))
     assert gap_step.expr.lhs == dkf.LOG_EVIDENCE - dkf.ELBO
+
+
+def _step(rid, start):
+    return next(s.expr for s in _steps(rid) if s.description.startswith(start))
+
+
+@pytest.mark.parametrize("rid", ["square-distance-cdf", "square-distance-pdf"])
+@pytest.mark.parametrize("radius", [1.05, 1.2, 1.4])
+def test_the_clipped_area_step_is_the_area_by_quadrature(rid, radius):
+    # 1 < r < sqrt(2): both sides of the shown step, the integrals by scipy, the closed form by SymPy.
+    eq = _step(rid, "Clip the height at 1")
+    r = next(iter(eq.rhs.free_symbols))
+    cross = math.sqrt(radius**2 - 1)
+    area = 4 * (cross + integrate.quad(lambda x: math.sqrt(radius**2 - x**2), cross, 1)[0])
+    assert float(eq.lhs.subs(r, radius).evalf(30)) == pytest.approx(area, rel=1e-12)
+    assert float(eq.rhs.subs(r, radius)) == pytest.approx(area, rel=1e-12)
+
+
+def test_the_integral_over_the_first_support_is_the_kl_where_it_is_finite():
+    # 1a's finite direction, the step "that set has length 0": the KL integral restricted to supp P,
+    # with the densities the derivation shows, by scipy quadrature.
+    rid = "kl-uniform-forward"
+    integral = _step(rid, "That set has length 0").rhs
+    dens = {e.lhs.func: sp.Lambda(e.lhs.args[0], e.rhs) for e in _eqs(rid)[1:3]}
+    body = sp.lambdify(integral.variables[0], integral.function.replace(
+        lambda e: e.func in dens, lambda e: dens[e.func](e.args[0])), "math")
+    lo, hi = (float(v) for v in integral.limits[0][1:])
+    assert integrate.quad(body, lo, hi)[0] == pytest.approx(float(registry.get(rid).expr), rel=1e-10)
+
+
+def test_the_shown_stationary_point_zeroes_the_shown_gradient():
+    grad = _step("kl-forward-fit", "Stationary equations").lhs
+    point = _step("kl-forward-fit", "Solve: the unique stationary point")
+    m, s = dkf.m, dkf.s
+    (m_at, var_at) = list(point.rhs)
+    assert list(point.lhs) == [m, s**2]
+    at = grad.subs({m: m_at, s: sp.sqrt(var_at)})
+    assert all(sp.simplify(g) == 0 for g in at)
+
+
+@pytest.mark.parametrize("zs", [(0.5, -1.0, 0.0, 2.0), (-3.0,), (1.0, 2.0)])
+def test_the_shown_count_n_neg_counts_the_coordinates_at_or_below_zero(zs):
+    count = _step("leaky-relu-log-abs-det", "Sum over the n coordinates").rhs
+    (i, _, n), = count.limits
+    z = next(a.base for a in count.atoms(sp.Indexed))
+    concrete = count.xreplace({n: len(zs)}).doit()
+    assert concrete.xreplace({z[k + 1]: sp.Float(v) for k, v in enumerate(zs)}) == sum(v <= 0 for v in zs)

@@ -163,3 +163,28 @@ def test_a_derivation_with_objects_of_other_classes_than_sympys_is_not_stored(ca
 
     assert not diskcache.store_derivation("kl-vae", ref, Derivation(x + _Named("label"), (Step("s", x),)))
     assert diskcache.store_derivation("kl-vae", ref, Derivation(x, (Step("s", x),)))
+
+
+class _Vouched(_Named):
+    _process_independent = True
+
+
+class _Inherits(_Vouched):
+    """A subclass of a vouching class does not vouch for itself: it may print differently."""
+
+
+def test_a_class_that_vouches_for_itself_is_stored_and_its_subclasses_are_not():
+    x = sp.Symbol("x")
+    assert diskcache._sympy_only([x + _Vouched("fine")])
+    assert not diskcache._sympy_only([x + _Inherits("not fine")])
+
+
+def test_the_kl_fit_derivations_with_labels_are_stored_and_print_their_latex_when_read(cache_dir):
+    # Their labels (D_KL(p||q), E_p[x], ...) are made at import and carry their LaTeX: they are stored.
+    for rid in ("kl-forward-fit", "elbo-gap"):
+        computed = _fresh(rid).derivation()
+        assert len(_entries(cache_dir, rid)) == 1
+        loaded = diskcache.load_derivation(rid, diskcache.derivation_ref(registry.get(rid).derive))
+        assert _same(loaded, computed)
+        assert [sp.latex(s.expr) for s in loaded.steps] == [sp.latex(s.expr) for s in computed.steps]
+    assert r"\mathrm{ELBO}(q)" in "".join(sp.latex(s.expr) for s in loaded.steps)

@@ -253,3 +253,19 @@ def test_a_claim_that_runs_out_of_time_is_undecided_never_incorrect():
 def test_a_parse_error_in_a_write_up_marks_the_place():
     row = audit_entry(ClaimEntry("5a", "cauchy-reciprocal-pdf", r"\frac{1}{\pi (1 + y^2}"))
     assert row.verdict == Verdict.NOT_CHECKABLE and ">>" in row.evidence
+
+
+def test_a_parallel_audit_gives_the_same_rows_in_the_same_order(rows):
+    _, entries = load_claims()
+    # The cheap single-formula entries of questions 5 and 6 and one with steps (5b), checked two at a time.
+    picked = [n for n, e in enumerate(entries) if e.question[0] in "56"]
+    seen = []
+    parallel = audit([entries[n] for n in picked], timeout=60, jobs=2, progress=seen.append)
+    assert [r.to_json() for r in parallel] == [rows[n].to_json() for n in picked]
+    assert sorted(map(id, seen)) == sorted(id(entries[n]) for n in picked)  # once per entry
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_jobs_must_be_a_positive_whole_number(jobs):
+    with pytest.raises(ParameterError, match="^jobs must be a positive whole number"):
+        audit([], jobs=jobs)

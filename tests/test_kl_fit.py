@@ -246,6 +246,14 @@ def test_bad_mixture_parameters_raise_value_error_naming_the_argument(kwargs, na
         mixture_moments(**kwargs)
 
 
+def test_the_smallest_valid_settings_are_accepted_and_fit():
+    # The limits are inclusive: one start and one iteration are valid (a fit that stops early says so).
+    one = KLGaussianFit("reverse", n_init=1, max_iter=1).fit(bimodal())
+    assert len(one.runs_) == 1 and np.isfinite(one.kl_) and one.n_iter_ <= 1
+    with pytest.raises(ValueError, match="max_iter"):
+        KLGaussianFit("reverse", max_iter=0)
+
+
 def test_bad_fit_settings_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="divergence"):
         KLGaussianFit("sideways")

@@ -309,3 +309,60 @@ def test_cli_names_the_flags_of_an_existing_checkpoint(tmp_path, capsys):
     (tmp_path / "run" / T.CHECKPOINT).write_bytes(b"")
     assert main(["train", "nice", "--out", str(tmp_path / "run")]) == 2
     assert "resume it (--resume) or choose another output directory (--out)" in capsys.readouterr().err
+
+
+def _objective(model, inputs, gen_seed=0):
+    """The model's own log-likelihood (NICE) or ELBO (VAE) per image, computed by the model, not by the
+    training loss: a training loss of the wrong sign lowers its own value while the model gets worse."""
+    with torch.no_grad():
+        if isinstance(model, NICE):
+            return float(model.log_prob(inputs).mean())
+        return float(model.elbo(inputs, torch.Generator().manual_seed(gen_seed)).mean())
+
+
+@pytest.mark.parametrize("model", ["nice", "vae"])
+def test_training_raises_the_models_own_likelihood_or_elbo(tmp_path, images, model):
+    cfg = tiny(model, epochs=4, lr=3e-3)
+    inputs = T.model_input(images.view(-1, 1, 28, 28), cfg, torch.Generator().manual_seed(1))
+    inputs = inputs.view(len(images), -1) if model == "nice" else inputs
+    torch.manual_seed(cfg.seed)
+    before = _objective(T.build_model(cfg), inputs)
+    after = _objective(T.train(cfg, tmp_path, data=images, show_progress=False).model, inputs)
+    assert after > before + 1.0, (before, after)
+
+
+def test_the_vae_loss_is_what_gradient_descent_should_lower(images):
+    # A few Adam steps on model.loss must raise the ELBO (the loss is the negative ELBO, not the ELBO).
+    cfg = tiny("vae")
+    x = T.model_input(images.view(-1, 1, 28, 28), cfg, torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    vae = T.build_model(cfg)
+    before = _objective(vae, x)
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-2)
+    for step in range(30):
+        opt.zero_grad()
+        vae.loss(x, torch.Generator().manual_seed(step)).backward()
+        opt.step()
+    assert _objective(vae, x) > before + 1.0
+
+
+@pytest.mark.parametrize("model", ["nice", "vae"])
+def test_the_configuration_defaults_are_the_homework_preset(model):
+    import dataclasses
+
+    plain, homework = T.TrainConfig(model=model), T.preset("homework", model)
+    differ = [f.name for f in dataclasses.fields(plain) if getattr(plain, f.name) != getattr(homework, f.name)]
+    assert differ == []
+
+
+def test_the_default_models_are_the_reference_architectures():
+    from genverify.models.vae import ConvVAE, MLPVAE
+
+    # NICE: 4 additive couplings, each an MLP 392 -> 5 x 1000 ReLU -> 392, and a 784-wide diagonal scaling.
+    d, h = 392, 1000
+    coupling = (d * h + h) + 4 * (h * h + h) + (h * d + d)
+    assert sum(p.numel() for p in NICE().parameters()) == 4 * coupling + 784
+    assert ConvVAE().config == dict(in_channels=1, image_size=28, latent_channels=16, strides=(2, 2, 2, 2),
+                                    hidden_channels=64, residual_channels=32, n_residual_blocks=2)
+    widths = [(m.in_features, m.out_features) for m in MLPVAE().modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [(784, 512), (512, 256), (256, 2 * 16), (16, 256), (256, 512), (512, 784)]

@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import json
 import os
 import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -530,7 +529,6 @@ def baseline(jobs: int, tests: list[str] | None = None) -> None:  # noqa: ARG001
 
     jobs_ = [("verify", run_verify)] + [(f, run_file(f)) for f in test_files]
     for label, fn in jobs_:
-        t0 = time.perf_counter()
         status, detail, seconds = _fork(fn, 7200)
         print(f"  {label}: {status} {detail} ({seconds:.0f} s)", flush=True)
     coverage: dict = {}  # file -> line -> [unit index]
@@ -570,23 +568,27 @@ def _units_for(m: Mutant, cov: dict) -> list[int]:
 
 
 def run(sample: int | None, seed: int, timeout_factor: float, files: list[str] | None,
-        rerun_survivors: bool = False) -> None:
+        rerun_survivors: bool = False, extra: list[str] | None = None) -> None:
+    """Run the mutants not run yet (of ``files``; a random ``sample``); ``extra`` test nodes join every
+    mutant's oracle (tests written after the baseline, without recording a new one)."""
     cov = json.loads((OUT / "coverage.json").read_text())
     units, timings = cov["units"], cov["timings"]
     mutants = all_mutants()
     if files:
         mutants = [m for m in mutants if any(m.file.startswith(f) for f in files)]
-    if sample:
+    if sample and not rerun_survivors:
         mutants = random.Random(seed).sample(mutants, min(sample, len(mutants)))
     results_path = OUT / "results.jsonl"
     done = set()
     if results_path.exists():
         recs = [json.loads(line) for line in results_path.read_text().splitlines() if line.strip()]
         if rerun_survivors:
-            # After new checks or tests (and a new baseline): run the survivors again (of the
-            # selected files), keep the rest.
+            # After new checks or tests (a new baseline, or --oracle): run the survivors again (of the
+            # selected files), keep the rest; only the survivors, whatever the sample.
             again = {m.id for m in mutants}
-            keep = [r for r in recs if r["status"] not in ("survived", "no-coverage", "stale") or r["id"] not in again]
+            rerun = {r["id"] for r in recs if r["status"] in ("survived", "no-coverage", "stale") and r["id"] in again}
+            mutants = [m for m in mutants if m.id in rerun]
+            keep = [r for r in recs if r["id"] not in rerun]
             results_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
             recs = keep
         done = {r["id"] for r in recs}
@@ -600,12 +602,14 @@ def run(sample: int | None, seed: int, timeout_factor: float, files: list[str] |
             names = [units[u] for u in picked if timings[units[u]]["status"] == "passed"]
             # Cheapest units first: the first failure ends the run.
             names.sort(key=lambda u: (not u.startswith("verify::"), timings[u]["seconds"]))
+            names += [u for u in (extra or []) if u not in names]
             rec = {"id": m.id, "file": m.file, "line": m.line, "op": m.op, "units": len(names)}
             if not names:
                 rec.update(status="no-coverage", seconds=0.0)
             else:
                 # Baseline times were measured under tracing (2-3 times slower than plain runs).
-                budget = min(MAX_BUDGET, 30.0 + timeout_factor * sum(timings[u]["seconds"] for u in names))
+                budget = min(MAX_BUDGET, 30.0 + timeout_factor * sum(timings.get(u, {"seconds": 10.0})["seconds"]
+                                                                     for u in names))
                 budgets = {u: 20.0 + 3.0 * timings[u]["seconds"] for u in names if u.startswith("verify::")}
                 try:
                     code = _mutated(m)
@@ -646,6 +650,7 @@ def _equivalent() -> dict[str, str]:
 
 def report() -> str:
     recs = [json.loads(line) for line in (OUT / "results.jsonl").read_text().splitlines() if line.strip()]
+    recs = list({r["id"]: r for r in recs}.values())  # a mutant run again (--rerun-survivors): its last run
     eq = _equivalent()
     by_status: dict = {}
     for r in recs:
@@ -691,6 +696,8 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--timeout-factor", type=float, default=3.0)
     r.add_argument("--files", nargs="*", help="only mutants of files under these paths (numerics/kl.py, models/)")
+    r.add_argument("--oracle", nargs="*", default=None, metavar="NODE",
+                   help="test nodes added to every mutant's oracle (tests newer than the baseline)")
     r.add_argument("--rerun-survivors", action="store_true", help="run the surviving mutants again (after new "
                                                                   "checks or tests and a new baseline)")
     sub.add_parser("report", help="score and survivors")
@@ -705,7 +712,7 @@ def main(argv=None) -> int:
     elif args.cmd == "baseline":
         baseline(args.jobs, args.tests)
     elif args.cmd == "run":
-        run(args.sample, args.seed, args.timeout_factor, args.files, args.rerun_survivors)
+        run(args.sample, args.seed, args.timeout_factor, args.files, args.rerun_survivors, args.oracle)
     else:
         print(report())
     return 0

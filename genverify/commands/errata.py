@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 ORDER = 45
@@ -45,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="time limit per claim and per line of a derivation (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random points (default 0)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="answers checked at once, each in its own process (default: one per core)")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
     p.add_argument("--csv", metavar="FILE", help="also write the grading table as CSV to FILE")
     p.add_argument("--steps", action="store_true", help="print each derivation line by line")
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from genverify.claims.writeups import DEFAULT_CLAIMS, claims_paths, read_claims
     from genverify.io import atomic_write_text
 
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     paths = claims_paths(args.file) if args.file else [None]
     console = Console(width=None if Console().is_terminal else 160)
     audits: list[Audit] = []
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             step.started = False
             rows = [problem_row(p) for p in read.problems
                     if not args.question or p.question.startswith(args.question)]
-            rows += audit(entries, timeout=args.timeout, seed=args.seed, progress=step)
+            rows += audit(entries, timeout=args.timeout, seed=args.seed, progress=step, jobs=jobs)
         audits.append(Audit(title=read.title, source=path or DEFAULT_CLAIMS, rows=rows))
 
     style = {Verdict.CORRECT: "green", Verdict.INCORRECT: "red bold", Verdict.NOT_CHECKABLE: "yellow",

@@ -28,6 +28,10 @@ Everything below is computed from those definitions with symbolic sizes:
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006),
 section 9.3.3.
 
+(Somewhat over 500 lines: questions 2a to 2c are one chain, each derivation reusing the
+previous one's symbols and expressions (the joint, Q, the Lagrangian); split, the chain
+would be spread over modules that import each other.)
+
 >>> derive_em_p_update().result.xreplace({N: 2}).doit()  # a responsibility-weighted mean of pixel d
 (eta[1, k]*x[1, d] + eta[2, k]*x[2, d])/(eta[1, k] + eta[2, k])
 """

@@ -79,7 +79,8 @@ def _blow_up(pv: sp.Expr = sp.Symbol("p", positive=True)) -> tuple[sp.Expr, Step
     """Where p(x) = pv > 0 but q(x) = 0 the integrand p log(p/q) is its limit as q -> 0+ (computed)."""
     qv = sp.Symbol("q", positive=True)
     value = sp.limit(pv * sp.log(pv / qv), qv, 0, "+")
-    return value, Step(f"Where p = {pv} > 0 = q the integrand is the limit of p log(p/q) as q -> 0+",
+    where = "p" if pv.is_Symbol else f"p = {pv}"  # a symbolic density is just p, not "p = p"
+    return value, Step(f"Where {where} > 0 = q the integrand is the limit of p log(p/q) as q -> 0+",
                        sp.Eq(sp.Limit(pv * sp.log(pv / qv), qv, 0, "+"), value))
 
 

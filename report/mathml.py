@@ -19,6 +19,7 @@ implementing MathML Core (Chromium 109+, Firefox) would otherwise show wrongly:
   the parentheses at their natural size (a stretchy one gets wide side bearings in Chromium),
   and a function name (``\\log p``) is followed by a thin space unless a parenthesis follows;
   ``\\infty`` is a symbol, not an operator (no operator spacing);
+* ``||`` (SymPy's symbol names such as ``D_KL(P||Q)``) is one double bar, not two fences;
 * scripts of scripts shrink no further than TeX's scriptscript size (MathML Core would go
   on shrinking: the exponent of a Gaussian density would be unreadable);
 * the tree is serialized by :mod:`xml.etree.ElementTree`, so every ``<`` and ``&`` in the
@@ -229,6 +230,15 @@ def _space(root: ET.Element) -> None:
     """TeX's spacing: natural-size parentheses around short content; a thin space after a function name;
     a sign after an opening parenthesis, a comma or a relation is unary."""
     for parent in list(root.iter()):
+        kids, bars = list(parent), 0
+        for a, b in zip(kids, kids[1:]):
+            # "P||Q" (SymPy's names D_KL(P||Q)): one double bar, as TeX sets it, not two fences spaced
+            # apart; unless an odd number of bars precede it: |x||y| closes one |x| and opens |y|.
+            if a.tag == b.tag == "mo" and a.text == b.text == "|" and bars % 2 == 0 and a in list(parent):
+                a.text = "\u2016"
+                parent.remove(b)
+            elif a.tag == "mo" and a.text == "|" and a in list(parent):
+                bars += 1
         if parent.tag not in ("munder", "mover", "munderover"):
             for k in parent:  # \max, \operatorname{erf}: a function name, not an operator with wide spaces
                 if k.tag == "mo" and k.text and len(k.text) > 1 and k.text.isalpha():

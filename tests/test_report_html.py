@@ -107,6 +107,14 @@ def test_mathml_puts_latex_escaped_symbol_names_back_as_text():
     assert "P(x[d] | p[d])" in text and "textbar" not in text
 
 
+@pytest.mark.parametrize(("latex", "bars"), [(r"D_{KL(P||Q)} = \log{\left(4 \right)}", ["\u2016"]),
+                                             (r"|x||y|", ["|"] * 4), (r"|x| + |y|", ["|"] * 4)])
+def test_a_double_bar_is_one_symbol_but_two_absolute_values_stay_apart(latex, bars):
+    root = ET.fromstring(to_mathml(latex))
+    got = [e.text for e in root.iter() if e.tag.endswith("mo") and e.text in ("|", "\u2016")]
+    assert got == bars
+
+
 def test_mathml_lays_out_aligned_lines_as_a_table():
     out = ET.fromstring(to_mathml(r"\begin{aligned}S &= a + b \\ &\quad + c\end{aligned}", display=True))
     rows = out.findall(".//{*}mtr")

@@ -30,8 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -161,25 +159,7 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(_jsonable(data), indent=1))
 
 
-def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or None when it is missing or unreadable (a cache miss)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def safe_name(text: str) -> str:
-    """``text`` as a file name: letters, digits and dashes."""
-    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-") or "x"
-
-
-def prune(folder: Path, keep: str, pattern: str, n_keep: int = 2) -> None:
-    """Remove older entries matching ``pattern`` in ``folder``, keeping ``keep`` and the newest."""
-    try:
-        entries = sorted((p for p in folder.glob(pattern) if p.name != keep),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return
-    for old in entries[max(0, n_keep - 1):]:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+# One home for these too: the derivation cache and the registry's index use the same.
+read_json = diskcache.read_json
+safe_name = diskcache.safe_name
+prune = diskcache.prune

@@ -6,7 +6,7 @@ imported from its module on first access.
 
 from __future__ import annotations
 
-import importlib
+from genverify.lazy import lazy_exports
 
 #: name -> module (relative to this package) that defines it. Later issues
 #: append their models here (one line each).
@@ -36,8 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

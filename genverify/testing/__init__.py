@@ -17,14 +17,14 @@
 Every check raises ``AssertionError`` (a failed test) with a message that says
 what is wrong; bad arguments raise :class:`~genverify.core.ParameterError`.
 
-This package's ``__init__`` imports nothing: pytest loads the plugin in every
+This package's ``__init__`` imports nothing heavy: pytest loads the plugin in every
 project where genverify is installed, and a name here is imported from its
 module on first use (NumPy, SymPy, Hypothesis; torch only for flows and VAEs).
 """
 
 from __future__ import annotations
 
-import importlib
+from genverify.lazy import lazy_exports
 
 #: name -> module (relative to this package) that defines it.
 _EXPORTS = {
@@ -44,11 +44,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__():

@@ -3,7 +3,7 @@
 * :mod:`~genverify.report.build`: :func:`build_report`, the orchestration: compute (or reuse)
   the parts, render, compile, swap the new report into place;
 * the parts, each computed or read back from the cache, side by side in worker processes
-  (:mod:`~genverify.report.parts`, :mod:`~genverify.report.parallel`):
+  (:mod:`~genverify.report.parts`, :mod:`~genverify.parallel`):
   :mod:`~genverify.report.result_part` (a result's derivation typeset and its checks run),
   :mod:`~genverify.report.experiment_part` (an experiment run with the preset's settings),
   :mod:`~genverify.report.errata_part` (the audit of the write-up, a

@@ -45,11 +45,11 @@ from typing import Callable, Sequence
 from genverify import presets, registry
 from genverify.core import ParameterError
 from genverify.io import atomic_write_text
+from genverify.parallel import default_workers
 from genverify.report import ReportError, environment, render_html, views
 from genverify.report import cache as rcache
 from genverify.report.cache import Part
 from genverify.report.compile import TEX_INSTALL, TEX_INSTALL_HINT, compile_pdf, find_latexmk, missing_tex, seed, tidy
-from genverify.report.parallel import default_workers
 from genverify.report.parts import compute_parts
 from genverify.report.progress import Progress
 from genverify.report.render_latex import render as render_tex

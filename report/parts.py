@@ -2,7 +2,7 @@
 
 :func:`compute_parts` reads every part it can back from the cache and computes the
 others: one after the other in this process (``workers=1``), or side by side in
-forked worker processes (:mod:`genverify.report.parallel`), longest first. Either
+forked worker processes (:mod:`genverify.parallel`), longest first. Either
 way a part is computed by the same function and cached the same way
 (:mod:`~genverify.report.result_part`, :mod:`~genverify.report.experiment_part`,
 :mod:`~genverify.report.errata_part`), so the report does not depend on how it was
@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genverify.parallel import Job, JobError, can_fork, run_jobs
 from genverify.report import errata_part, experiment_part, result_part
 from genverify.report.cache import Part, read_json
 from genverify.report.errata_part import ErrataRun
 from genverify.report.experiment_part import ExpRun
-from genverify.report.parallel import Job, JobError, can_fork, run_jobs
 from genverify.report.progress import Progress
 
 __all__ = ["Computed", "compute_parts"]

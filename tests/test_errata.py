@@ -269,3 +269,23 @@ def test_a_parallel_audit_gives_the_same_rows_in_the_same_order(rows):
 def test_jobs_must_be_a_positive_whole_number(jobs):
     with pytest.raises(ParameterError, match="^jobs must be a positive whole number"):
         audit([], jobs=jobs)
+
+
+def test_an_answer_whose_worker_dies_is_not_checkable_and_says_why(monkeypatch):
+    import os
+
+    from genverify.claims import errata
+
+    _, entries = load_claims()
+    picked = [e for e in entries if e.question[0] in "56"][:3]
+    real = errata.audit_entry
+
+    def dies_on_the_second(entry, timeout, seed):
+        if entry is picked[1] or (entry.question, entry.part) == (picked[1].question, picked[1].part):
+            os._exit(3)  # a worker killed (out of memory, a crash)
+        return real(entry, timeout=timeout, seed=seed)
+
+    monkeypatch.setattr(errata, "audit_entry", dies_on_the_second)
+    rows = audit(picked, timeout=60, jobs=2)
+    assert len(rows) == 3 and rows[1].verdict is Verdict.NOT_CHECKABLE
+    assert rows[1].evidence.startswith("the check could not run:") and "died" in rows[1].evidence

@@ -30,10 +30,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing as mp
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from genverify import registry
 from genverify.claims.checker import DEFAULT_TIMEOUT, check
@@ -43,6 +41,7 @@ from genverify.claims.verdict import Audit, ErrataRow, Verdict
 from genverify.claims.writeups import DEFAULT_CLAIMS, ClaimEntry, Problem, claims_paths, read_claims
 from genverify.core import ParameterError
 from genverify.io import atomic_write_text
+from genverify.parallel import Job, can_fork, run_jobs
 
 __all__ = [
     "COLUMNS",
@@ -67,8 +66,7 @@ def audit_entry(entry: ClaimEntry, timeout: float = DEFAULT_TIMEOUT, seed: int =
 
     A claim that runs out of time is :attr:`Verdict.UNDECIDED` (never "incorrect").
     """
-    row = dict(question=entry.question, part=entry.part, id=entry.id, claim=entry.claim or "(none)",
-               where=entry.where or "", note=entry.note)
+    row = _fields(entry)
     text = entry.text_to_check()
     if entry.id not in registry.ids():
         return ErrataRow(**row, verdict=Verdict.NOT_CHECKABLE,
@@ -141,7 +139,7 @@ def audit(entries: list[ClaimEntry], timeout: float = DEFAULT_TIMEOUT, seed: int
     _check_timeout(timeout)
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ParameterError("jobs", f"{{param}} must be a positive whole number, got {jobs!r}")
-    if jobs == 1 or len(entries) < 2:
+    if jobs == 1 or len(entries) < 2 or not can_fork():
         rows = []
         for entry in entries:
             if progress is not None:
@@ -152,15 +150,26 @@ def audit(entries: list[ClaimEntry], timeout: float = DEFAULT_TIMEOUT, seed: int
     # cache) they inherit instead of each loading it again.
     for rid in {e.id for e in entries if e.id in registry.ids()}:
         registry.get(rid).derivation()
-    rows: list[ErrataRow | None] = [None] * len(entries)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(entries)), mp_context=mp.get_context("fork")) as pool:
-        futures = {pool.submit(audit_entry, e, timeout, seed): n for n, e in enumerate(entries)}
-        for done in as_completed(futures):
-            n = futures[done]
-            rows[n] = done.result()
-            if progress is not None:
-                progress(entries[n])
-    return rows
+    work = [Job("errata", f"{e.question} {e.part}".strip(), _audit_job, args=(e, timeout, seed)) for e in entries]
+    answers = run_jobs(work, min(jobs, len(entries)),
+                       on_done=None if progress is None else lambda n, _: progress(entries[n]))
+    return [a if isinstance(a, ErrataRow) else _failed_row(e, a.message) for e, a in zip(entries, answers)]
+
+
+def _audit_job(note, entry: ClaimEntry, timeout: float, seed: int) -> ErrataRow:  # noqa: ARG001 - no progress
+    return audit_entry(entry, timeout=timeout, seed=seed)
+
+
+def _failed_row(entry: ClaimEntry, message: str) -> ErrataRow:
+    """An entry whose worker process failed (killed, out of memory): not checkable, saying why."""
+    last = message.strip().splitlines()[-1] if message.strip() else "the worker process failed"
+    return ErrataRow(**_fields(entry), verdict=Verdict.NOT_CHECKABLE, evidence=f"the check could not run: {last}")
+
+
+def _fields(entry: ClaimEntry) -> dict:
+    """What a row repeats of its entry."""
+    return dict(question=entry.question, part=entry.part, id=entry.id, claim=entry.claim or "(none)",
+                where=entry.where or "", note=entry.note)
 
 
 def audit_file(path=None, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT, progress=None,

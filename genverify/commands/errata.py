@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 ORDER = 45
@@ -66,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from genverify.claims.verdict import Audit, StepStatus, Verdict
     from genverify.claims.writeups import DEFAULT_CLAIMS, claims_paths, read_claims
     from genverify.io import atomic_write_text
+    from genverify.parallel import default_workers
 
-    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    jobs = args.jobs if args.jobs is not None else default_workers()
     paths = claims_paths(args.file) if args.file else [None]
     console = Console(width=None if Console().is_terminal else 160)
     audits: list[Audit] = []

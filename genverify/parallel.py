@@ -1,4 +1,4 @@
-"""The report's parts in parallel: independent jobs in forked worker processes, longest first.
+"""Independent jobs in forked worker processes, longest first: the report's parts, the errata's answers.
 
 :func:`run_jobs` runs :class:`Job` s in a pool of ``workers`` processes forked from the
 build (``fork``: each worker sees the build's state as it is, users' results modules

@@ -30,9 +30,12 @@ verify: $(STAMP)
 	$(BIN)/genverify verify
 
 # Tests that need TeX or a browser skip when those are missing, except under CI=true (.ci/run), where they fail.
+# --dist loadscope: a test module runs on one worker, so its module-scoped fixtures are built once.
+# Bytecode is written (even where PYTHONDONTWRITEBYTECODE is set): each worker and each CLI
+# subprocess of the tests would otherwise compile the package again.
 test: $(STAMP)
 	@bash scripts/system-deps.sh tex browser
-	$(BIN)/python -m pytest -n $(JOBS) --hypothesis-profile=ci -q
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --hypothesis-profile=ci -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

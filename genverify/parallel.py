@@ -31,7 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Job", "JobError", "run_jobs", "can_fork", "default_workers"]
+__all__ = ["Job", "JobError", "run_jobs", "can_fork", "default_workers", "threads_per_worker", "limit_threads"]
 
 
 @dataclass
@@ -77,8 +77,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _limit_threads(n: int) -> None:
-    """At most ``n`` threads for BLAS and torch in this worker (torch reads the variables when imported)."""
+def threads_per_worker(workers: int) -> int:
+    """The cores shared out among ``workers`` processes running side by side: ``cores // workers``, at least 1."""
+    return max(1, default_workers() // max(1, workers))
+
+
+def limit_threads(n: int) -> None:
+    """At most ``n`` threads for BLAS and torch in this process (torch reads the variables when imported).
+
+    For a process that runs beside others on the same cores (a build's worker, a pytest-xdist
+    worker): more threads than its share of the cores only make them wait on each other.
+    """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     try:
@@ -93,7 +102,7 @@ def _limit_threads(n: int) -> None:
 
 
 def _init(threads: int) -> None:
-    _limit_threads(threads)
+    limit_threads(threads)
 
 
 def _work(index: int, base: int | None, args: tuple) -> Any:
@@ -130,7 +139,7 @@ def run_jobs(jobs: list[Job], workers: int, *, on_start: Callable[[int], None] |
         return []
     ctx = multiprocessing.get_context("fork")
     answers: list[Any] = [None] * len(jobs)
-    threads = max(1, default_workers() // max(1, workers))
+    threads = threads_per_worker(workers)
     _JOBS, _NOTES = jobs, ctx.SimpleQueue()
     started: set[int] = set()
     waiting = list(range(len(jobs)))

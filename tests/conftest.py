@@ -1,4 +1,4 @@
-"""Shared test set-up: Hypothesis profiles.
+"""Shared test set-up: Hypothesis profiles, threads per xdist worker.
 
 ``ci`` (selected when the CI environment variable is set, or with
 ``--hypothesis-profile=ci``) is derandomized so CI runs are reproducible;
@@ -7,7 +7,14 @@
 
 import os
 
-from hypothesis import HealthCheck, settings
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker gets its share of the cores for BLAS and torch, set before either is
+    # imported: two workers with a thread per core each would make 4 threads wait on 2 cores.
+    from genverify.parallel import limit_threads, threads_per_worker
+
+    limit_threads(threads_per_worker(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)

@@ -72,7 +72,7 @@ RUN_TIMEOUT_MIN = 5.0
 KINDS_USED = ("scale", "warp", "iwarp")  # a change or a raise shows use
 KINDS_DECISION = ("shift", "zero")  # a change (not a raise) shows use
 #: The order in which a site is perturbed until it shows use (the cheapest decisive first).
-ORDER = ("scale", "shift", "warp", "zero", "iwarp")
+ORDER = ("scale", "warp", "shift", "zero", "iwarp")
 VERBOSE = False
 
 try:  # the supporting-block marker (absent in old trees: then nothing is a supporting block)
@@ -118,9 +118,46 @@ class _State:
     counts: dict = field(default_factory=dict)  # site -> calls in the recorded run
     first_only: bool = False  # perturb only the first call at each target site
     seen: dict = field(default_factory=dict)  # site -> calls so far in this run
+    memo: dict = field(default_factory=dict)  # (operation, arguments) -> output, kept across probes
 
 
 _STATE = _State()
+
+_UNHASHABLE = object()
+
+
+def _key(value):
+    """A memo key for ``value``: equal keys only for equal values of the same types (1 and S.One differ)."""
+    if isinstance(value, (list, tuple)):
+        parts = tuple(_key(v) for v in value)
+        return _UNHASHABLE if _UNHASHABLE in parts else (type(value), parts)
+    if isinstance(value, dict):
+        return _key(sorted(value.items(), key=repr))
+    try:
+        hash(value)
+    except TypeError:
+        return _UNHASHABLE
+    return (type(value), value)
+
+
+def _call(name, fn, args, kwargs):
+    """``fn(*args, **kwargs)``, remembered for the probe's runs.
+
+    SymPy's operations are pure, so an operation called with the arguments of an earlier run
+    gives that run's output: a perturbed run recomputes only what the perturbation reached.
+    Mutable outputs (a ``Matrix``) are never shared between runs.
+    """
+    key = _key((name, args, kwargs))
+    if key is _UNHASHABLE:
+        return fn(*args, **kwargs)
+    if key in _STATE.memo:
+        out = _STATE.memo[key]
+        return list(out) if isinstance(out, list) else out  # a caller may change its list
+    out = fn(*args, **kwargs)
+    # Only immutable outputs (hashable: not a Matrix, a dict or a list of those) are remembered.
+    if _key(out) is not _UNHASHABLE and not isinstance(out, dict):
+        _STATE.memo[key] = list(out) if isinstance(out, list) else out
+    return out
 
 
 def _site(name: str):
@@ -161,20 +198,34 @@ def _seen(found, out):
 def _wrap_function(fn, name):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        out = fn(*args, **kwargs)
         if _STATE.mode == "off":
-            return out
+            return fn(*args, **kwargs)
+        out = _call(name, fn, args, kwargs)
         found = _site(name)
         return out if found is None else _seen(found, out)
 
     return wrapper
 
 
+def _pure_table() -> list[tuple[object, str]]:
+    """(owner, attribute) of the costly pure helpers a perturbed run repeats (simplification)."""
+    return [(sp, "simplify"), (importlib.import_module("sympy.simplify.simplify"), "simplify"),
+            (sp, "simplify_logic"), (importlib.import_module("sympy.logic.boolalg"), "simplify_logic")]
+
+
+def _wrap_pure(fn, name):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) if _STATE.mode == "off" else _call(name, fn, args, kwargs)
+
+    return wrapper
+
+
 def _wrap_property(prop, name):
     def getter(self):
-        out = prop.fget(self)
         if _STATE.mode == "off":
-            return out
+            return prop.fget(self)
+        out = _call(name, prop.fget, (self,), {})
         found = _site(name)
         return out if found is None else _seen(found, out)
 
@@ -231,6 +282,12 @@ def installed():
         new = _wrap_property(current, name) if isinstance(current, property) else _wrap_function(current, name)
         if not isinstance(owner, type):
             replaced[id(current)] = new
+        undo.append((owner, attr, current))
+        setattr(owner, attr, new)
+    for owner, attr in _pure_table():  # not operations of the derivation: only remembered
+        current = getattr(owner, attr)
+        new = replaced.get(id(current)) or _wrap_pure(current, attr)
+        replaced[id(current)] = new
         undo.append((owner, attr, current))
         setattr(owner, attr, new)
     for mod in modules:  # names bound by `from sympy... import f`

@@ -180,32 +180,67 @@ def _quick_check(result, chk, base_seed=0):
 
 
 
-# ---------------------------------------------------------------- the full build, once per session
+# ---------------------------------------------------------------- computed once per session
 
 
-def full_build(tmp_path_factory) -> tuple[Path, object]:
-    """(out_dir, summary) of the full build: every registered result's real derivation, the checks'
-    run stubbed (:func:`_quick_check`), the real errata audit, the stub experiments (one failing,
-    built with ``keep_going``), as PDF (where TeX is installed) and HTML.
+def once_per_session(tmp_path_factory, name: str, compute):
+    """``compute()``'s value (pickled), computed once per test session and shared by the xdist workers.
 
-    Built once per test session and shared by the xdist workers (a file lock: the first worker
-    builds, the others wait and read its summary), since the PDF and browser tests read the same
-    report and one build costs about 15 s.
+    A file lock in the session's folder: the first worker to ask computes, the others wait and
+    read its value back. For what several test modules read and nothing changes (the full report
+    build, the audit of the packaged write-up); ``compute`` receives the folder to write into.
     """
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the session's folder, shared by the workers
-    root = base / "shared-full-build"
+    root = base / f"shared-{name}"
     root.mkdir(exist_ok=True)
-    out, done = root / "build", root / "summary.pickle"
+    done = root / "value.pickle"
     with open(root / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            import genverify.verification
+            value = pickle.dumps(compute(root))
+            partial = root / "value.pickle.part"
+            partial.write_bytes(value)
+            partial.replace(done)
+    return pickle.loads(done.read_bytes())
 
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(genverify.verification, "run_check", _quick_check)
-                summary = build_report(out, experiments=[STUB, CRASH], keep_going=True,
-                                       formats="pdf,html" if HAS_TEX else "html", show_progress=False)
-            done.write_bytes(pickle.dumps(summary))
-    return out, pickle.loads(done.read_bytes())
+
+def homework_audit(tmp_path_factory):
+    """The real audit of the packaged write-up (:func:`genverify.claims.errata.audit_file`), once per session.
+
+    Read by test_errata's verdict tests and by the full build (:func:`full_build`), which would
+    otherwise audit the same write-up again (about 10 s on 2 cores).
+    """
+    # Twice the default time per check: the suite shares two cores with itself.
+    return once_per_session(tmp_path_factory, "homework-audit", lambda _: _real_audit_file(timeout=60))
+
+
+_real_audit_file = claims_errata.audit_file
+
+
+def full_build(tmp_path_factory) -> tuple[Path, object]:
+    """(out_dir, summary) of the full build: every registered result's real derivation, the checks'
+    run stubbed (:func:`_quick_check`), the real errata audit (:func:`homework_audit`), the stub
+    experiments (one failing, built with ``keep_going``), as PDF (where TeX is installed) and HTML.
+
+    Built once per test session (:func:`once_per_session`), since the PDF and browser tests
+    read the same report and one build costs about 10 s.
+    """
+    audit = homework_audit(tmp_path_factory)
+
+    def audit_file(path=None, **kw):
+        assert path is None, "the full build audits the packaged write-up"
+        return audit
+
+    def build(root):
+        import genverify.verification
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(genverify.verification, "run_check", _quick_check)
+            mp.setattr(claims_errata, "audit_file", audit_file)
+            return build_report(root / "build", experiments=[STUB, CRASH], keep_going=True,
+                                formats="pdf,html" if HAS_TEX else "html", show_progress=False)
+
+    summary = once_per_session(tmp_path_factory, "full-build", build)
+    return summary.out_dir, summary

@@ -441,3 +441,18 @@ def test_matching_infinities_of_the_same_sign_are_agreement():
     assert all(run_check(good, c).passed for c in good.checks if c.kind == "numeric")
     assert math.isinf(float(good.numeric()))
 
+
+
+def test_orthant_quadrature_integrates_a_jumping_density_and_flags_a_divergent_integral():
+    from genverify.checks import orthant_quadrature
+
+    # Twice a density that jumps across the axes: half-normals of scale 0.1 below 0 and 3 above, on each axis.
+    def twice(x):
+        s = np.where(x < 0, 0.1, 3.0)
+        return 2 * np.prod(np.exp(-0.5 * (x / s) ** 2) / (np.sqrt(2 * np.pi) * s), axis=-1)
+
+    total, error = orthant_quadrature(twice, dim=2)
+    assert abs(total - 2) <= 1e-12 and error <= 1e-8
+    # 1 / (1 + |x|) on the line diverges: the two rules disagree.
+    _, error = orthant_quadrature(lambda x: 1 / (1 + np.abs(x[..., 0])), dim=1)
+    assert error > 1

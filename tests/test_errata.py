@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 import yaml
+from report_support import homework_audit
 
 from genverify import registry
 from genverify.claims.errata import audit, audit_entry
@@ -17,13 +18,16 @@ from genverify.claims.writeups import ClaimEntry, load_claims
 from genverify.cli import main
 from genverify.core import ParameterError
 
+# Its shared value is computed once (report_support.once_per_session): on one worker, none waits.
+pytestmark = pytest.mark.xdist_group("once-per-session")
+
 REQUIRED_QUESTIONS = {"1a", "2a-i", "2a-ii", "2a-iii", "2b-i", "2b-ii", "2b-iii", "2c-i", "2c-ii", "5a", "5b", "5c", "6"}
 
 
 @pytest.fixture(scope="module")
-def rows():
-    _, entries = load_claims()
-    return audit(entries, timeout=60)
+def rows(tmp_path_factory):
+    """The audit of the packaged write-up, shared with the report's full build (computed once)."""
+    return homework_audit(tmp_path_factory).rows
 
 
 def _row(rows, question, part=""):

@@ -20,6 +20,7 @@ SIGALRM, and the check then falls back to numbers instead of failing.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import select
@@ -37,12 +38,33 @@ __all__ = ["PASSTHROUGH", "BudgetExceeded", "run_isolated", "with_alarm"]
 PASSTHROUGH: tuple[type[BaseException], ...] = (ClaimError, ParameterError, UnknownResultError)
 
 
+#: Modules SymPy imports on first use (``simplify``: ``sympy.physics.units``, ``sympy.combinatorics``;
+#: ``lambdify``: ``sympy.codegen``). A forked child's imports die with it.
+LAZY_SYMPY_MODULES = ("sympy.physics.units", "sympy.combinatorics", "sympy.codegen.ast", "sympy.sets.setexpr",
+                      "sympy.tensor.tensor")
+_forks = 0
+
+
+def _preload() -> None:
+    """From a process's second isolated check on, import :data:`LAZY_SYMPY_MODULES` here, once.
+
+    Every child would import them again (about 0.1 s a check); a process that checks one
+    claim (``genverify check``) does not pay for modules its child may not need.
+    """
+    global _forks
+    _forks += 1
+    if _forks == 2:
+        for name in LAZY_SYMPY_MODULES:
+            importlib.import_module(name)
+
+
 def run_isolated(fn: Callable[..., Any], args: tuple, timeout: float, *,
                  passthrough: tuple[type[BaseException], ...] = PASSTHROUGH) -> Any:
     """``fn(*args)`` computed in a forked child that is killed after ``timeout`` seconds.
 
     The return value and any ``passthrough`` exception must pickle.
     """
+    _preload()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns

@@ -26,6 +26,7 @@ would need the others' internals.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from genverify.checks.indexed import expand_concrete
 from genverify.claims.errors import ClaimError, EmptyRegionError
 from genverify.core import Param, Result
 
@@ -308,11 +310,14 @@ def _evaluate_many(exprs, point, indexed, rng, simplex=()):
     """
     subs = {s: _as_number(v, isinstance(v, int)) for s, v in point.items()}
     entries: dict[str, str] = {}
+    # The sums are written out at the point's whole numbers (sizes, indices), which many points share
+    # (cached), and the real values substituted after.
+    whole = tuple(sorted(((s, v) for s, v in subs.items() if v.is_Integer), key=lambda sv: str(sv[0])))
+    rest = {s: v for s, v in subs.items() if not v.is_Integer}
     try:
         # Substitution evaluates eagerly (exp of a Float is computed at once): it can overflow.
-        done = [e.xreplace(subs) for e in exprs]
-        if any(d.has(sp.Sum, sp.Product, sp.Indexed, sp.Derivative) for d in done):
-            done = [expand_concrete(d) for d in done]
+        done = [_at_whole_numbers(e, whole) for e in exprs]
+        done = [d.xreplace(rest) for d in done] if rest else done
     except Exception:  # noqa: BLE001
         return [_value_of(lambda e=e: e.xreplace(subs)) for e in exprs], entries, {}
     if any(d.has(sp.Indexed) for d in done):
@@ -353,50 +358,12 @@ def _evaluate_many(exprs, point, indexed, rng, simplex=()):
     return [_value(d) for d in done], entries, {}
 
 
-def expand_concrete(e: sp.Expr) -> sp.Expr:
-    """``e`` with every sum and product over integer limits written out (``doit``, but far faster for the
-    nested sums of the EM results: terms are built by substitution, inner sums first expanded per term)."""
-    out = _expand(e)
-    if out.has(sp.Sum, sp.Product, sp.Derivative):
-        out = out.doit()
-    return out
-
-
-def _expand(e):
-    if isinstance(e, (sp.Sum, sp.Product)):
-        var, lo, hi = e.limits[-1]
-        lo, hi = _expand(lo), _expand(hi)
-        if not (lo.is_Integer and hi.is_Integer) or hi - lo > 10_000:
-            return e.doit()
-        inner = type(e)(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
-        terms = [_expand(_substitute_free(inner, var, sp.Integer(j))) for j in range(int(lo), int(hi) + 1)]
-        return sp.Add(*terms) if isinstance(e, sp.Sum) else sp.Mul(*terms)
-    if not e.args or not e.has(sp.Sum, sp.Product):
-        return e
-    return e.func(*[_expand(a) for a in e.args])
-
-
-def _substitute_free(e, var, value):
-    """``e`` with the free occurrences of ``var`` replaced (an inner sum over the same name keeps its own)."""
-    if e == var:
-        return value
-    if not e.args or var not in e.free_symbols:
-        return e
-    if not any(var in s.variables for s in e.atoms(sp.Sum, sp.Product)):
-        return e.xreplace({var: value})  # nothing binds var inside: the fast, cached substitution
-    if isinstance(e, (sp.Sum, sp.Product)):
-        body = e.function
-        limits = []
-        shadowed = False
-        for v, lo, hi in e.limits:
-            lo = lo if shadowed else _substitute_free(lo, var, value)
-            hi = hi if shadowed else _substitute_free(hi, var, value)
-            limits.append((v, lo, hi))
-            shadowed = shadowed or v == var
-        if not shadowed:
-            body = _substitute_free(body, var, value)
-        return type(e)(body, *limits)
-    return e.func(*[_substitute_free(a, var, value) for a in e.args])
+@functools.lru_cache(maxsize=256)
+def _at_whole_numbers(e: sp.Expr, whole: tuple) -> sp.Expr:
+    """``e`` with the whole-number values ``whole`` ((symbol, Integer) pairs) substituted, sums and
+    products over the then concrete limits written out."""
+    done = e.xreplace(dict(whole))
+    return expand_concrete(done) if done.has(sp.Sum, sp.Product, sp.Indexed, sp.Derivative) else done
 
 
 def _entry_at(label, key: tuple, pos: int, j: int, atoms) -> sp.Indexed:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genverify.numerics._special import logsumexp
 from genverify.numerics._validate import as_float
 
 __all__ = [
@@ -119,15 +120,6 @@ def _one_hot_matrix(name: str, Z, N: int, K: int) -> np.ndarray:
     return Z
 
 
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    """log sum exp along ``axis``; a row of all -inf gives -inf (no warning)."""
-    m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - m), axis=axis)) + np.squeeze(m, axis=axis)
-    return out
-
-
 def _log_weights(w: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(w)
@@ -194,7 +186,7 @@ def mixture_log_likelihood_samples(X, weights, P) -> np.ndarray:
 
     evaluated as a log-sum-exp of :math:`\log\pi_k + \log P(x^{(i)} \mid p^{(k)})`.
     """
-    return _logsumexp(_joint_log(X, weights, P), axis=1)
+    return logsumexp(_joint_log(X, weights, P), axis=1)
 
 
 def mixture_log_likelihood(X, weights, P) -> float:
@@ -218,14 +210,14 @@ def log_responsibilities(X, weights, P) -> np.ndarray:
     every component (possible only with boundary ``P`` or zero weights).
     """
     joint = _joint_log(X, weights, P)
-    norm = _logsumexp(joint, axis=1)
+    norm = logsumexp(joint, axis=1)
     if np.any(np.isneginf(norm)):
         i = int(np.flatnonzero(np.isneginf(norm))[0])
         raise ValueError(f"X row {i} has probability 0 under every component; responsibilities undefined")
     log_resp = joint - norm[:, None]
     # At D = 784 the log-likelihoods are ~10^3, so the normaliser carries rounding of
     # ~10^-13; it is common to the row, and a second pass (near 0, exact to ~10^-16) removes it.
-    return log_resp - _logsumexp(log_resp, axis=1)[:, None]
+    return log_resp - logsumexp(log_resp, axis=1)[:, None]
 
 
 def responsibilities(X, weights, P) -> np.ndarray:

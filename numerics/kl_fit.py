@@ -50,8 +50,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize
 
+from genverify.numerics._special import logsumexp
 from genverify.numerics._validate import as_float, positive
 from genverify.numerics.kl import kl_gaussian, kl_vae  # noqa: F401 - kl_gaussian: used by the doctests
 
@@ -255,7 +256,7 @@ class GaussianMixture1D:
 
     def logpdf(self, x) -> np.ndarray:
         """log p(x), by log-sum-exp over the components (finite far into the tails)."""
-        return special.logsumexp(self._component_logpdf(x), axis=-1)
+        return logsumexp(self._component_logpdf(x), axis=-1)
 
     def pdf(self, x) -> np.ndarray:
         return np.exp(self.logpdf(x))
@@ -263,7 +264,7 @@ class GaussianMixture1D:
     def dlogpdf(self, x) -> np.ndarray:
         r"""The score d/dx log p(x) = -sum_k r_k(x) (x - mu_k)/sigma_k^2, r_k the responsibilities."""
         lc = self._component_logpdf(x)
-        r = np.exp(lc - special.logsumexp(lc, axis=-1, keepdims=True))
+        r = np.exp(lc - logsumexp(lc, axis=-1, keepdims=True))
         x = np.asarray(x, dtype=float)[..., None]
         return -np.sum(r * (x - self._mu) / self._sd**2, axis=-1)
 

@@ -11,6 +11,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from genverify.numerics import (
@@ -239,3 +242,20 @@ def test_the_square_distance_takes_its_exact_values_at_the_joins():
     sqrt2 = float(np.sqrt(2.0))
     assert square_distance_cdf(1.0) == np.pi / 4 and square_distance_cdf(sqrt2) == 1.0
     assert square_distance_pdf(1.0) == np.pi / 2 and square_distance_pdf(sqrt2) == 0.0
+
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 5)),
+              elements=st.one_of(st.floats(-700, 700), st.just(-np.inf))), st.sampled_from([0, 1]))
+def test_the_light_logsumexp_equals_scipys(a, axis):
+    from scipy import special
+
+    from genverify.numerics._special import logsumexp
+
+    with np.errstate(divide="ignore"):
+        want = special.logsumexp(a, axis=axis, keepdims=True)
+    got = logsumexp(a, axis=axis, keepdims=True)
+    assert got.shape == want.shape
+    assert np.array_equal(np.isneginf(got), np.isneginf(want))  # a slice of all -inf gives -inf
+    finite = np.isfinite(want)
+    assert np.allclose(got[finite], want[finite], rtol=1e-14, atol=1e-14)

@@ -46,10 +46,14 @@ def _cauchy_scipy(result, rng):
 def _cauchy_ks(result, rng):
     x = rng.standard_cauchy(100_000)
     y = 1.0 / x
-    cdf = lambda t: np.array([integrate.quad(result.numeric, -np.inf, ti)[0] for ti in np.atleast_1d(t)])  # noqa: E731
-    # The cdf of the checked density, by quadrature on a grid, then interpolated.
+    # The cdf of the checked density on [-50, 50] (the sample is compared there, conditioned on it):
+    # 8-point Gauss–Legendre on each cell of a grid, summed, then interpolated.
     grid = np.linspace(-50, 50, 2001)
-    grid_cdf = cdf(grid)
+    t, w = np.polynomial.legendre.leggauss(8)
+    half = np.diff(grid)[:, None] / 2
+    nodes = (grid[:-1, None] + grid[1:, None]) / 2 + half * t
+    cells = np.sum(w * np.asarray(result.numeric(nodes), dtype=float) * half, axis=1)
+    grid_cdf = np.concatenate([[0.0], np.cumsum(cells)])
     inside = np.abs(y) < 50
     stat, p = stats.kstest(y[inside], lambda t: (np.interp(t, grid, grid_cdf) - grid_cdf[0]) / (grid_cdf[-1] - grid_cdf[0]))
     return Outcome(bool(p > KS_ALPHA), f"KS D={stat:.4f}, p={p:.3f} (n={inside.sum()})")

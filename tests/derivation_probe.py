@@ -208,9 +208,12 @@ def _wrap_function(fn, name):
 
 
 def _pure_table() -> list[tuple[object, str]]:
-    """(owner, attribute) of the costly pure helpers a perturbed run repeats (simplification)."""
-    return [(sp, "simplify"), (importlib.import_module("sympy.simplify.simplify"), "simplify"),
-            (sp, "simplify_logic"), (importlib.import_module("sympy.logic.boolalg"), "simplify_logic")]
+    """(owner, attribute) of the costly pure helpers a perturbed run repeats (simplification, rewriting)."""
+    pairs = [(sp, name) for name in ("simplify", "simplify_logic", "apart", "cancel", "factor", "factor_terms",
+                                     "together", "logcombine", "expand_log", "powsimp", "piecewise_fold")]
+    pairs += [(importlib.import_module("sympy.simplify.simplify"), "simplify"),
+              (importlib.import_module("sympy.logic.boolalg"), "simplify_logic")]
+    return [(owner, name) for owner, name in pairs if hasattr(owner, name)]
 
 
 def _wrap_pure(fn, name):

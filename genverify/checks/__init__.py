@@ -245,3 +245,61 @@ def orthant_quadrature(f: Callable[[np.ndarray], np.ndarray], dim: int = 2, orde
 
     coarse, fine = rule(order), rule(2 * order)
     return fine, abs(fine - coarse)
+
+
+# ----------------------------------------------------------------- sums at concrete sizes
+
+
+def expand_concrete(e: sp.Expr) -> sp.Expr:
+    """``e`` with every sum and product over integer limits written out (``doit``, but far faster for the
+    nested sums of the EM results: terms are built by substitution; an inner sum whose limits do not
+    depend on the outer variable is written out once, then instantiated for each of its values)."""
+    out = _expand(e)
+    if out.has(sp.Sum, sp.Product, sp.Derivative):
+        out = out.doit()
+    return out
+
+
+def _expand(e):
+    if isinstance(e, (sp.Sum, sp.Product)):
+        var, lo, hi = e.limits[-1]
+        lo, hi = _expand(lo), _expand(hi)
+        if not (lo.is_Integer and hi.is_Integer) or hi - lo > 10_000:
+            return e.doit()
+        inner = type(e)(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
+        values = [sp.Integer(j) for j in range(int(lo), int(hi) + 1)]
+        nested = inner.atoms(sp.Sum, sp.Product)
+        if nested and not any(var in s.variables or var in sp.Tuple(*s.limits).free_symbols for s in nested):
+            # var is free in the inner sums' bodies only: write them out once, then substitute.
+            body = _expand(inner)
+            if not body.has(sp.Sum, sp.Product):
+                terms = [body.xreplace({var: j}) for j in values]
+                return sp.Add(*terms) if isinstance(e, sp.Sum) else sp.Mul(*terms)
+        terms = [_expand(_substitute_free(inner, var, j)) for j in values]
+        return sp.Add(*terms) if isinstance(e, sp.Sum) else sp.Mul(*terms)
+    if not e.args or not e.has(sp.Sum, sp.Product):
+        return e
+    return e.func(*[_expand(a) for a in e.args])
+
+
+def _substitute_free(e, var, value):
+    """``e`` with the free occurrences of ``var`` replaced (an inner sum over the same name keeps its own)."""
+    if e == var:
+        return value
+    if not e.args or var not in e.free_symbols:
+        return e
+    if not any(var in s.variables for s in e.atoms(sp.Sum, sp.Product)):
+        return e.xreplace({var: value})  # nothing binds var inside: the fast, cached substitution
+    if isinstance(e, (sp.Sum, sp.Product)):
+        body = e.function
+        limits = []
+        shadowed = False
+        for v, lo, hi in e.limits:
+            lo = lo if shadowed else _substitute_free(lo, var, value)
+            hi = hi if shadowed else _substitute_free(hi, var, value)
+            limits.append((v, lo, hi))
+            shadowed = shadowed or v == var
+        if not shadowed:
+            body = _substitute_free(body, var, value)
+        return type(e)(body, *limits)
+    return e.func(*[_substitute_free(a, var, value) for a in e.args])

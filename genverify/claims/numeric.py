@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from genverify.checks.indexed import expand_concrete
+from genverify.checks import expand_concrete
 from genverify.claims.errors import ClaimError, EmptyRegionError
 from genverify.core import Param, Result
 

@@ -18,6 +18,7 @@ figures, experiment tables, errata and appendix as the PDF
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import struct
 from pathlib import Path
@@ -229,6 +230,8 @@ def context(view: ReportView) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=16)  # one per template folder: jinja compiles a template once per
+# environment and reloads it when its file changes
 def _environment(template_dir: Path | None) -> jinja2.Environment:
     # A template directory given for the LaTeX template need not hold this one: fall back to ours.
     loaders = [jinja2.FileSystemLoader(str(template_dir))] if template_dir else []

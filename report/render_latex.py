@@ -11,6 +11,7 @@ only lays the document out: it receives nothing unescaped.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,8 @@ def context(view: ReportView) -> tuple[dict, dict[str, Path]]:
     return ctx, assets
 
 
+@functools.lru_cache(maxsize=16)  # one per template folder: jinja compiles a template once per
+# environment and reloads it when its file changes
 def _environment(template_dir: Path | None) -> jinja2.Environment:
     # Delimiters LaTeX does not use: << value >>, <% statement %>, <# comment #>.
     # A template directory need not hold every format's template: ours are the fallback.

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_support import homework_audit
 
-from genverify.claims import parse as cp
 from genverify import registry
+from genverify.checks.indexed import Problem, evaluate
+from genverify.claims import parse as cp
 from genverify.claims.verdict import Verdict
 from genverify.claims.writeups import load_claims
 from genverify.derivations import em
 from genverify.numerics import em as nem
-from genverify.checks.indexed import Problem, evaluate
 
 # Written here from the model (Bishop 2006, section 9.3.3), with the claim parser's symbol
 # conventions; nothing is imported from the derivation.

@@ -30,7 +30,6 @@ from genverify.numerics import (
 )
 from genverify.numerics.em import m_step_from_statistics
 
-
 # ------------------------------------------------------------------ densities (5b, 5c)
 
 

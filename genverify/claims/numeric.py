@@ -219,7 +219,7 @@ def _sample_points(params, cond, rng, n, small_integers=False) -> list[tuple] | 
     draws = np.stack(cols, axis=1)
     if cond is not sp.true:
         try:
-            f = sp.lambdify([p.symbol for p in params], cond, "numpy")
+            f = _lambdified_condition(tuple(p.symbol for p in params), cond)
             with np.errstate(all="ignore"):
                 ok = np.broadcast_to(np.asarray(f(*draws.T), dtype=bool), (draws.shape[0],))
         except Exception:  # noqa: BLE001 - fall back to SymPy truth values
@@ -235,7 +235,15 @@ def _sample_points(params, cond, rng, n, small_integers=False) -> list[tuple] | 
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _lambdified_condition(symbols: tuple, cond: Any):
+    return sp.lambdify(list(symbols), cond, "numpy")
+
+
+@functools.lru_cache(maxsize=256)
 def _sampling_interval(p: Param, cond: Any) -> tuple[float, float]:
+    """The interval of ``p``'s values to sample under ``cond`` (cached: a step-by-step audit compares
+    many lines over the same region, and solving ``cond`` for a symbol is SymPy's ``as_set``)."""
     dom = p.domain
     region = univariate_set(cond, p.symbol) if cond is not sp.true else None
     S = dom if region is None else dom.intersect(region)

@@ -36,10 +36,11 @@ def _flow_2d() -> NICE:
 def _exact_bin_probabilities(flow: NICE) -> torch.Tensor:
     """P(x) = integral of the flow's density over the bin [x/2, (x+1)/2)^2 of each binary x (trapezoid rule).
 
-    The integrand is smooth inside a bin except for ReLU kinks; with 801 points per
-    side (h = 6e-4) the error is O(h^2) ~ 1e-6 relative, far below the tolerances below.
+    The integrand is smooth inside a bin except for ReLU kinks; with 201 points per
+    side (h = 2.5e-3) the error is O(h^2), 2e-6 relative against 801 points, far below the
+    tolerances below (0.02 nats, and the Monte Carlo standard errors).
     """
-    t = torch.linspace(0.0, 0.5, 801, dtype=torch.float64)
+    t = torch.linspace(0.0, 0.5, 201, dtype=torch.float64)
     out = []
     for x in BINARY_2D:
         a, b = torch.meshgrid(x[0] / 2 + t, x[1] / 2 + t, indexing="ij")

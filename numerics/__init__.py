@@ -5,11 +5,10 @@
 0.398942
 """
 
+from genverify.lazy import lazy_exports
 from genverify.numerics.densities import (
-    SquareDistanceDistribution,
     cauchy_reciprocal_pdf,
     lognormal_pdf,
-    square_distance,
     square_distance_cdf,
     square_distance_pdf,
 )
@@ -94,3 +93,6 @@ __all__ = [
     "square_distance_cdf",
     "square_distance_pdf",
 ]
+
+# The scipy.stats distribution of question 5c is made when first asked for (it imports scipy.stats).
+__getattr__ = lazy_exports(__name__, {"SquareDistanceDistribution": "densities", "square_distance": "densities"})

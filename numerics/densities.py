@@ -7,8 +7,9 @@ derivation (the tests compare the two).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from scipy import stats
 
 from genverify.numerics._validate import as_float, positive
 
@@ -114,47 +115,74 @@ def square_distance_pdf(z) -> np.ndarray:
     return out[()] if out.ndim == 0 else out
 
 
-class SquareDistanceDistribution(stats.rv_continuous):
-    """Z = |P - (1, 1)| for P uniform on [0, 2]^2, as a ``scipy.stats`` distribution.
+@functools.lru_cache(maxsize=None)
+def _square_distance_class() -> type:
+    """The ``scipy.stats`` distribution class of question 5c, made on first use.
 
-    ``pdf``/``cdf`` are the closed forms above; ``ppf`` inverts the cdf (in
-    closed form below pi/4, by bracketed root finding above); ``rvs`` samples
-    the geometric definition directly.
+    It subclasses ``scipy.stats.rv_continuous``, so defining it imports ``scipy.stats``
+    (about 0.4 s); this module is imported by every process that loads a result
+    (``genverify check``, ``derive``), and only some of them sample.
+    """
+    from scipy import stats
 
-    >>> round(float(square_distance.ppf(np.pi / 4)), 12)
+    class SquareDistanceDistribution(stats.rv_continuous):
+        """Z = |P - (1, 1)| for P uniform on [0, 2]^2, as a ``scipy.stats`` distribution.
+
+        ``pdf``/``cdf`` are the closed forms above; ``ppf`` inverts the cdf (in
+        closed form below pi/4, by bracketed root finding above); ``rvs`` samples
+        the geometric definition directly.
+        """
+
+        def _pdf(self, z):
+            return square_distance_pdf(z)
+
+        def _cdf(self, z):
+            return square_distance_cdf(z)
+
+        def _ppf(self, q):
+            q = np.asarray(q, dtype=float)
+            out = np.sqrt(4.0 * q / np.pi)
+            upper = q > np.pi / 4
+            if np.any(upper):
+                # Vectorised bisection on [1, sqrt 2], where the cdf is increasing:
+                # 64 halvings reach the spacing of doubles.
+                target = q[upper]
+                lo = np.ones_like(target)
+                hi = np.full_like(target, SQRT2)
+                for _ in range(64):
+                    mid = 0.5 * (lo + hi)
+                    below = square_distance_cdf(mid) < target
+                    lo = np.where(below, mid, lo)
+                    hi = np.where(below, hi, mid)
+                out = np.array(out, copy=True)
+                out[upper] = 0.5 * (lo + hi)
+            return out
+
+        def _rvs(self, size=None, random_state=None):
+            rng = random_state if random_state is not None else np.random.default_rng()
+            u = rng.uniform(0.0, 2.0, size=tuple(np.atleast_1d(size)) + (2,)) if size is not None else rng.uniform(0.0, 2.0, 2)
+            return np.sqrt(np.sum((u - 1.0) ** 2, axis=-1))
+
+    SquareDistanceDistribution.__qualname__ = "SquareDistanceDistribution"  # pickles by this module's name
+    SquareDistanceDistribution.__module__ = __name__
+    return SquareDistanceDistribution
+
+
+@functools.lru_cache(maxsize=None)
+def _square_distance() -> object:
+    """``square_distance``: the distribution instance (``square_distance.cdf(z)``, ``.rvs(size, random_state)``).
+
+    >>> round(float(_square_distance().ppf(np.pi / 4)), 12)
     1.0
     """
-
-    def _pdf(self, z):
-        return square_distance_pdf(z)
-
-    def _cdf(self, z):
-        return square_distance_cdf(z)
-
-    def _ppf(self, q):
-        q = np.asarray(q, dtype=float)
-        out = np.sqrt(4.0 * q / np.pi)
-        upper = q > np.pi / 4
-        if np.any(upper):
-            # Vectorised bisection on [1, sqrt 2], where the cdf is increasing:
-            # 64 halvings reach the spacing of doubles.
-            target = q[upper]
-            lo = np.ones_like(target)
-            hi = np.full_like(target, SQRT2)
-            for _ in range(64):
-                mid = 0.5 * (lo + hi)
-                below = square_distance_cdf(mid) < target
-                lo = np.where(below, mid, lo)
-                hi = np.where(below, hi, mid)
-            out = np.array(out, copy=True)
-            out[upper] = 0.5 * (lo + hi)
-        return out
-
-    def _rvs(self, size=None, random_state=None):
-        rng = random_state if random_state is not None else np.random.default_rng()
-        u = rng.uniform(0.0, 2.0, size=tuple(np.atleast_1d(size)) + (2,)) if size is not None else rng.uniform(0.0, 2.0, 2)
-        return np.sqrt(np.sum((u - 1.0) ** 2, axis=-1))
+    return _square_distance_class()(a=0.0, b=SQRT2, name="square_distance")
 
 
-#: The frozen-free distribution instance: ``square_distance.cdf(z)``, ``.rvs(size, random_state)``.
-square_distance = SquareDistanceDistribution(a=0.0, b=SQRT2, name="square_distance")
+def __getattr__(name: str):
+    # ``SquareDistanceDistribution`` and ``square_distance`` (the instance: ``square_distance.cdf(z)``,
+    # ``.rvs(size, random_state)``) are made when first asked for (PEP 562).
+    if name == "SquareDistanceDistribution":
+        return _square_distance_class()
+    if name == "square_distance":
+        return _square_distance()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -516,4 +516,8 @@ def probe(derive, nested=()) -> Report:
                     tried[site].add(kind)
                     run(site, kind)
         typed = [(path, comp) for path, comp in comps if path not in changed]
+        # Leave the derivations' caches holding unperturbed values (the operations come from the memo).
+        _STATE.mode, _STATE.target, _STATE.seen = "perturb", frozenset(), {}
+        _run(derive, modules)
+        _STATE.mode = "off"
         return Report(sites, unused, cannot_fail, typed, runs)

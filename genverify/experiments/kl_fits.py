@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from scipy import stats
+import scipy  # scipy.stats loads on first use: the registry imports this module for its constants
 from tqdm import tqdm
 
 from genverify import presets
@@ -93,12 +93,12 @@ def plot_kl_fits(target: GaussianMixture1D, fwd, rev, sweep: dict[str, np.ndarra
     xs = np.linspace(lo, hi, 1500)
     ax.fill_between(xs, target.pdf(xs), color="0.78", label="target p (Gaussian mixture)", zorder=1)
     ax.plot(xs, target.pdf(xs), color="0.45", lw=1.0, zorder=2)
-    ax.plot(xs, stats.norm.pdf(xs, fwd.m_, fwd.s_), color=FORWARD_COLOR, lw=2.6, zorder=4,
+    ax.plot(xs, scipy.stats.norm.pdf(xs, fwd.m_, fwd.s_), color=FORWARD_COLOR, lw=2.6, zorder=4,
             label=f"{FORWARD_LABEL}: argmin KL(p‖q), m = {fwd.m_:.2f}, s = {fwd.s_:.2f}")
-    ax.plot(xs, stats.norm.pdf(xs, rev.m_, rev.s_), color=REVERSE_COLOR, lw=2.6, zorder=5,
+    ax.plot(xs, scipy.stats.norm.pdf(xs, rev.m_, rev.s_), color=REVERSE_COLOR, lw=2.6, zorder=5,
             label=f"{REVERSE_LABEL}: argmin KL(q‖p), m = {rev.m_:.2f}, s = {rev.s_:.2f}")
     for o in rev.optima_[1:]:
-        ax.plot(xs, stats.norm.pdf(xs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55, zorder=3,
+        ax.plot(xs, scipy.stats.norm.pdf(xs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55, zorder=3,
                 label=f"reverse KL, other local optimum (worse KL(q‖p)), m = {o.m:.2f}, s = {o.s:.2f}")
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, None)
@@ -153,14 +153,14 @@ def plot_elbo_bimodal(model: SquaredLatentModel, best, others, path_stem: Path) 
     ax.plot(zs, model.pdf(zs), color="0.45", lw=1.0)
     best_elbo = float(model.elbo(best.m, best.s))
     gap = model.log_evidence() - best_elbo
-    ax.plot(zs, stats.norm.pdf(zs, best.m, best.s), color=REVERSE_COLOR, lw=2.6,
+    ax.plot(zs, scipy.stats.norm.pdf(zs, best.m, best.s), color=REVERSE_COLOR, lw=2.6,
             label=f"argmax ELBO over Gaussian q = {REVERSE_LABEL} fit: m = {best.m:.2f}, s = {best.s:.2f};\n"
                   f"log p(x) − ELBO(q) = KL(q‖p(z|x)) = {gap:.3f}")
     for o in others:
-        ax.plot(zs, stats.norm.pdf(zs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55,
+        ax.plot(zs, scipy.stats.norm.pdf(zs, o.m, o.s), color=REVERSE_COLOR, lw=1.1, ls="--", alpha=0.55,
                 label=f"the ELBO's other local maximum, m = {o.m:.2f} (mirror image, same ELBO)")
     mm_elbo = float(model.elbo(mean, sd))
-    ax.plot(zs, stats.norm.pdf(zs, mean, sd), color=FORWARD_COLOR, lw=2.4,
+    ax.plot(zs, scipy.stats.norm.pdf(zs, mean, sd), color=FORWARD_COLOR, lw=2.4,
             label=f"{FORWARD_LABEL} fit (moment matching): m = {mean:.2f}, s = {sd:.2f}; "
                   f"ELBO lower by {best_elbo - mm_elbo:.1f} nats")
     ax.set_xlim(-r, r)

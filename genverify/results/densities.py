@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from scipy import integrate, stats
+import scipy  # its submodules load on first use (scipy.stats alone takes ~0.4 s)
 
 from genverify.checks import (
     MC_SIGMAS,
@@ -21,7 +21,6 @@ from genverify.derivations import square_distance as dsq
 from genverify.numerics import (
     cauchy_reciprocal_pdf,
     lognormal_pdf,
-    square_distance,
     square_distance_cdf,
     square_distance_pdf,
 )
@@ -38,7 +37,7 @@ KS_ALPHA = 1e-4
 @check("scipy.stats.cauchy.pdf", "cross-library")
 def _cauchy_scipy(result, rng):
     y = np.concatenate([rng.standard_cauchy(2000), [0.0, -0.0, 1e-300, 1e300, -1e300]])
-    err = relative_error(result.numeric(y), stats.cauchy.pdf(y))
+    err = relative_error(result.numeric(y), scipy.stats.cauchy.pdf(y))
     return Outcome(bool(worst(err) <= 1e-14), f"max rel err {worst(err):.1e}")
 
 
@@ -55,7 +54,7 @@ def _cauchy_ks(result, rng):
     cells = np.sum(w * np.asarray(result.numeric(nodes), dtype=float) * half, axis=1)
     grid_cdf = np.concatenate([[0.0], np.cumsum(cells)])
     inside = np.abs(y) < 50
-    stat, p = stats.kstest(y[inside], lambda t: (np.interp(t, grid, grid_cdf) - grid_cdf[0]) / (grid_cdf[-1] - grid_cdf[0]))
+    stat, p = scipy.stats.kstest(y[inside], lambda t: (np.interp(t, grid, grid_cdf) - grid_cdf[0]) / (grid_cdf[-1] - grid_cdf[0]))
     return Outcome(bool(p > KS_ALPHA), f"KS D={stat:.4f}, p={p:.3f} (n={inside.sum()})")
 
 
@@ -80,7 +79,7 @@ RESULTS.append(Result(
 def _lognormal_scipy(result, rng):
     vals = result.sample_params(rng, 3000)
     got = result.numeric(**vals)
-    want = stats.lognorm.pdf(vals["z"], s=vals["sigma"], scale=np.exp(vals["mu"]))
+    want = scipy.stats.lognorm.pdf(vals["z"], s=vals["sigma"], scale=np.exp(vals["mu"]))
     err = relative_error(got, want)
     mask = want > 1e-250  # scipy underflows earlier in the far tail
     return Outcome(bool(worst(err[mask]) <= 1e-10), f"max rel err {worst(err[mask]):.1e}")
@@ -92,7 +91,7 @@ def _lognormal_integral(result, rng):
     for _ in range(20):
         mu, sigma = rng.uniform(-2, 2), np.exp(rng.uniform(np.log(0.1), np.log(3)))
         # Integrate in u = log z where the mass is, then map back: exact same integrand.
-        total, _ = integrate.quad(lambda u: result.numeric(np.exp(u), mu, sigma) * np.exp(u),
+        total, _ = scipy.integrate.quad(lambda u: result.numeric(np.exp(u), mu, sigma) * np.exp(u),
                                   mu - 40 * sigma, mu + 40 * sigma, limit=200)
         largest = worst(largest, abs(total - 1.0))
     return Outcome(largest <= 1e-8, f"max |∫f - 1| = {largest:.1e} (20 (mu, sigma))")
@@ -109,7 +108,7 @@ def _lognormal_mc(result, rng):
         a, b = float(a) * 0.9, float(b) * 1.1
         p_hat = np.mean((zs > a) & (zs < b))
         se = np.sqrt(p_hat * (1 - p_hat) / n)
-        truth, _ = integrate.quad(lambda t: result.numeric(t, mu, sigma), a, b)
+        truth, _ = scipy.integrate.quad(lambda t: result.numeric(t, mu, sigma), a, b)
         out = mc_outcome(p_hat, se, truth)
         if bad is None or not out.data["z"] <= bad.data["z"]:
             bad = out
@@ -170,10 +169,12 @@ def _square_mc_cdf(result, rng):
 
 @check("rv_continuous ppf/cdf round trip and rvs", "property")
 def _square_rv(result, rng):
+    from genverify.numerics import square_distance  # a scipy.stats distribution, made when first used
+
     q = rng.uniform(0, 1, 500)
     back = square_distance.cdf(square_distance.ppf(q))
     draws = square_distance.rvs(size=50_000, random_state=rng)
-    stat, p = stats.kstest(draws, square_distance.cdf)
+    stat, p = scipy.stats.kstest(draws, square_distance.cdf)
     ok = np.max(np.abs(back - q)) <= 1e-12 and p > KS_ALPHA
     return Outcome(bool(ok), f"max |cdf(ppf(q)) - q| = {np.max(np.abs(back - q)):.1e}; KS p = {p:.3f}")
 
@@ -194,7 +195,7 @@ RESULTS.append(Result(
 
 @check("integrates to 1", "quadrature")
 def _square_pdf_integral(result, rng):
-    total, _ = integrate.quad(result.numeric, 0.0, np.sqrt(2), points=[1.0], epsabs=1e-13, epsrel=1e-13)
+    total, _ = scipy.integrate.quad(result.numeric, 0.0, np.sqrt(2), points=[1.0], epsabs=1e-13, epsrel=1e-13)
     return Outcome(abs(total - 1) <= 1e-10, f"∫f = {total:.13f}")
 
 
@@ -213,7 +214,7 @@ def _square_mc_pdf(result, rng):
     dist = np.sqrt(((_square_points(rng, n) - 1.0) ** 2).sum(axis=1))
     edges = np.linspace(0, np.sqrt(2), 41)
     counts, _ = np.histogram(dist, edges)
-    probs = np.array([integrate.quad(result.numeric, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])])
+    probs = np.array([scipy.integrate.quad(result.numeric, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])])
     se = np.sqrt(np.maximum(probs * (1 - probs), 1.0 / n) / n)
     z = np.abs(counts / n - probs) / se
     # 40 bins at 5 SE: family-wise false-alarm rate <= 40 * 5.7e-7.

@@ -16,8 +16,8 @@ import itertools
 
 import mpmath
 import numpy as np
-import sympy as sp
 import scipy  # its submodules load on first use (scipy.stats alone takes ~0.4 s)
+import sympy as sp
 
 from genverify.checks import check, least, relative_error, worst
 from genverify.checks.indexed import (

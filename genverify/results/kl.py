@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 import scipy  # its submodules load on first use (scipy.stats alone takes ~0.4 s)
+import sympy as sp
 
 from genverify.checks import (
     check,

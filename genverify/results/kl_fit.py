@@ -23,15 +23,15 @@ import functools
 import math
 
 import numpy as np
-import sympy as sp
 import scipy  # its submodules load on first use (scipy.stats alone takes ~0.4 s)
+import sympy as sp
 
 from genverify.checks import (
     check,
     lambdify_result,
+    least,
     mc_outcome,
     numeric_matches_derivation,
-    least,
     symbolic_matches_hand,
     worst,
 )

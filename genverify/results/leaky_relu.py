@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 import scipy  # its submodules load on first use (scipy.stats alone takes ~0.4 s)
+import sympy as sp
 
 from genverify.checks import check, numeric_matches_derivation, orthant_quadrature, symbolic_matches_hand, worst
 from genverify.core import Outcome, Param, Result

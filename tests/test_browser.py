@@ -26,9 +26,6 @@ from report_support import chromium, full_build, require_browser
 from genverify import registry
 from genverify.report.questions import ERRATA, QUESTIONS
 
-# Its shared value is computed once (report_support.once_per_session): on one worker, none waits.
-pytestmark = pytest.mark.xdist_group("once-per-session")
-
 WIDTH = 1280
 
 

@@ -18,9 +18,6 @@ from genverify.claims.writeups import ClaimEntry, load_claims
 from genverify.cli import main
 from genverify.core import ParameterError
 
-# Its shared value is computed once (report_support.once_per_session): on one worker, none waits.
-pytestmark = pytest.mark.xdist_group("once-per-session")
-
 REQUIRED_QUESTIONS = {"1a", "2a-i", "2a-ii", "2a-iii", "2b-i", "2b-ii", "2b-iii", "2c-i", "2c-ii", "5a", "5b", "5c", "6"}
 
 

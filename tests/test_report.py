@@ -421,7 +421,6 @@ def full(tmp_path_factory):
     return out, summary, text
 
 
-@pytest.mark.xdist_group("once-per-session")  # with the other readers of the full build
 def test_full_report_pdf_has_every_section_table_and_verdict(full):
     out, summary, text = full
     assert summary.pdf == out / "report.pdf" and summary.checks_failed == 0
@@ -445,7 +444,6 @@ def test_full_report_pdf_has_every_section_table_and_verdict(full):
     assert flat.index("Errata, question 5b") > flat.index("lognormal-pdf Statement")
 
 
-@pytest.mark.xdist_group("once-per-session")  # with the other readers of the full build
 def test_full_report_fits_the_page(full):
     out, _, _ = full
     log = (out / "report.log").read_text(errors="replace")

@@ -28,7 +28,9 @@ The perturbations of an output y (each entry of a matrix, list or dict):
   facts that a result may depend on only through a decision (a measure that is
   zero or positive, a limit that is finite).
 
-delta = 1/3 (a simple rational keeps SymPy fast). A site outside :func:`genverify.derivations.support.supporting`
+delta = 1/3 (a simple rational keeps SymPy fast). The runs remember SymPy's operations and a few
+pure simplification helpers by their arguments (a memo kept for the process, :func:`_call`): a
+perturbed run recomputes only what its perturbation reaches, with the same verdicts. A site outside :func:`genverify.derivations.support.supporting`
 (and not inherited) is *used* when ``scale`` or ``warp`` changes the result
 or makes the derivation raise, or ``shift``/``zero`` change the result
 without raising (a raise under those proves nothing: they break structure a

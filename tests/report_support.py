@@ -184,7 +184,7 @@ def _quick_check(result, chk, base_seed=0):
 
 
 def once_per_session(tmp_path_factory, name: str, compute):
-    """``compute()``'s value (pickled), computed once per test session and shared by the xdist workers.
+    """``compute(folder)``'s value (pickled), computed once per test session and shared by the xdist workers.
 
     A file lock in the session's folder: the first worker to ask computes, the others wait and
     read its value back. For what several test modules read and nothing changes (the full report

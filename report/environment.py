@@ -8,12 +8,12 @@ rows of the report's "Environment" table as plain text.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
+
+from genverify import diskcache
 
 __all__ = ["library_versions", "git_commit", "cpu_model", "tex_version", "describe", "LIBRARIES"]
 
@@ -21,16 +21,9 @@ __all__ = ["library_versions", "git_commit", "cpu_model", "tex_version", "descri
 LIBRARIES = ("genverify", "numpy", "scipy", "sympy", "torch", "matplotlib", "scikit-learn")
 
 
-@functools.lru_cache(maxsize=None)
 def library_versions() -> tuple[tuple[str, str], ...]:
     """(distribution, version) of each of :data:`LIBRARIES` ("absent" when not installed)."""
-    out = []
-    for dist in LIBRARIES:
-        try:
-            out.append((dist, metadata.version(dist)))
-        except metadata.PackageNotFoundError:
-            out.append((dist, "absent"))
-    return tuple(out)
+    return diskcache.versions(*LIBRARIES)[1:]  # [0] is Python's, shown in its own row
 
 
 def git_commit() -> str:

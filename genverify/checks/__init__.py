@@ -8,6 +8,7 @@ cross-library checks written with :func:`check`.
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Callable, Mapping
 
 import numpy as np
@@ -230,16 +231,14 @@ def orthant_quadrature(f: Callable[[np.ndarray], np.ndarray], dim: int = 2, orde
     estimate is the difference between the rules of ``order`` and ``2 * order``
     nodes per axis; the value returned is the finer one's.
     """
-    import itertools
-
     def rule(n: int) -> float:
         t, w = np.polynomial.legendre.leggauss(n)
         t, w = (t + 1) / 2, w / 2
         x, wx = t / (1 - t), w / (1 - t) ** 2
+        weights = functools.reduce(np.multiply.outer, [wx] * dim)  # the same in every orthant
         total = 0.0
         for signs in itertools.product((-1.0, 1.0), repeat=dim):
             grid = np.stack(np.meshgrid(*[s * x for s in signs], indexing="ij"), axis=-1)
-            weights = functools.reduce(np.multiply.outer, [wx] * dim)
             total += float(np.sum(weights * np.asarray(f(grid), dtype=float)))
         return total
 
